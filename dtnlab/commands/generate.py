@@ -1,0 +1,60 @@
+"""`dtnlab validate`, `generate` and `diff`: inventory in, lab files out."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from dtnlab.generators import writer
+from dtnlab.generators.pipeline import render_lab
+
+from .common import add_inventory_options, lab_dir, load_lab, progress
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    for name, func, text in (
+        ("validate", cmd_validate, "check the inventory and report every problem (exit 2)"),
+        ("generate", cmd_generate, "render every output into labs/<lab>/"),
+        ("diff", cmd_diff, "show what a generate would change (exit 1 when anything would)"),
+    ):
+        parser = sub.add_parser(name, help=text, description=text)
+        add_inventory_options(parser)
+        parser.set_defaults(func=func)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    lab = load_lab(args)
+    print(f"{lab.name}: {len(lab.devices)} devices ({len(lab.twins)} twins), "
+          f"{len(lab.links)} links, {len(lab.levels)} hierarchy levels: valid")
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    start = time.perf_counter()
+    lab = load_lab(args)
+    loaded = time.perf_counter()
+    progress(f"loaded {args.inventory} in {loaded - start:.2f}s")
+    folder = lab_dir(args, lab)
+    rendered = render_lab(lab, folder)
+    for stage, seconds in rendered.timings.items():
+        progress(f"  {stage:<10} {seconds:.3f}s")
+    result = writer.write(folder, rendered.files, rendered.inventory_digest)
+    print(f"{'generator':<12}{'files':>7}{'created':>9}{'changed':>9}")
+    created, changed = set(result.created), set(result.changed)
+    for name, paths in rendered.by_generator.items():
+        print(f"{name:<12}{len(paths):>7}{sum(p in created for p in paths):>9}"
+              f"{sum(p in changed for p in paths):>9}")
+    print(f"{folder}: {len(result.created)} created, {len(result.changed)} changed, "
+          f"{len(result.unchanged)} unchanged, {len(result.removed)} removed "
+          f"in {time.perf_counter() - start:.2f}s")
+    return 0
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    lab = load_lab(args)
+    folder = lab_dir(args, lab)
+    rendered = render_lab(lab, folder)
+    text = writer.unified_diff(folder, rendered.files, rendered.inventory_digest)
+    sys.stdout.write(text)
+    return 1 if text else 0

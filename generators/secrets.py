@@ -1,0 +1,92 @@
+"""Lab secrets: created once, kept across regenerations under labs/<lab>/secrets/ (mode 0600)."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dtnlab.inventory.model import Lab
+
+from .tls import TlsMaterial, ensure_tls
+
+RUNTIME_USER = "dtn-runtime"
+API_USER = "dtn-api"
+PASSWORDS_FILE = "mqtt-passwords.json"
+JWT_KEY_FILE = "api-jwt.key"
+API_USERS_FILE = "api-users.json"
+DEVICE_PASSWORDS_DIR = "devices"  # one file per MQTT user, so a node sees only its own
+
+
+def _write_device_passwords(folder: Path, passwords: dict[str, str]) -> None:
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    present = {p.name for p in folder.iterdir()}
+    for user, password in passwords.items():
+        name = f"{user}.password"
+        if name not in present or (folder / name).read_text() != password:
+            write_secret(folder / name, password)
+    for stale in present - {f"{u}.password" for u in passwords}:
+        (folder / stale).unlink()
+
+
+@dataclass(frozen=True)
+class LabSecrets:
+    """Everything secret a lab needs; generators read it, only this module writes it."""
+
+    folder: Path
+    mqtt_passwords: dict[str, str]
+    jwt_key: str
+    api_passwords: dict[str, str]
+    tls: TlsMaterial = field(repr=False)
+
+    def __repr__(self) -> str:  # never leak secrets into logs
+        return f"LabSecrets(folder={str(self.folder)!r}, users={len(self.mqtt_passwords)})"
+
+
+def write_secret(path: Path, text: str) -> None:
+    """Write a file readable by its owner only, atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+
+
+def _read_json(path: Path) -> dict[str, str]:
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    return {str(k): str(v) for k, v in data.items()}
+
+
+def ensure_secrets(lab: Lab, folder: Path) -> LabSecrets:
+    """Load the lab's secrets, adding what new devices need; existing ones are never changed.
+
+    Credentials of devices no longer in the lab are dropped, so they stop working at the broker.
+    """
+    users = [d.id for d in lab.twins] + [RUNTIME_USER, API_USER]
+    stored = _read_json(folder / PASSWORDS_FILE)
+    passwords = {user: stored.get(user) or secrets.token_urlsafe(24) for user in sorted(users)}
+    if passwords != stored:
+        write_secret(folder / PASSWORDS_FILE, json.dumps(passwords, indent=1, sort_keys=True))
+    _write_device_passwords(folder / DEVICE_PASSWORDS_DIR, passwords)
+    jwt_path = folder / JWT_KEY_FILE
+    if not jwt_path.exists():
+        write_secret(jwt_path, secrets.token_urlsafe(48))
+    api_stored = _read_json(folder / API_USERS_FILE)
+    api_passwords = {u: api_stored.get(u) or secrets.token_urlsafe(16)
+                     for u in ("admin", "operator", "viewer")}
+    if api_passwords != api_stored:
+        write_secret(folder / API_USERS_FILE, json.dumps(api_passwords, indent=1, sort_keys=True))
+    return LabSecrets(
+        folder=folder,
+        mqtt_passwords=passwords,
+        jwt_key=jwt_path.read_text().strip(),
+        api_passwords=api_passwords,
+        tls=ensure_tls(lab, folder),
+    )

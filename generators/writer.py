@@ -1,0 +1,101 @@
+"""The one writer: atomic replace, unchanged files untouched, stale files removed, a manifest."""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+MANIFEST = "manifest.json"
+
+
+@dataclass
+class WriteResult:
+    created: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+
+    @property
+    def touched(self) -> bool:
+        return bool(self.created or self.changed or self.removed)
+
+
+def sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def manifest_text(files: dict[str, str], inventory_digest: str) -> str:
+    manifest = {
+        "inventory_sha256": inventory_digest,
+        "files": {path: sha256(text) for path, text in sorted(files.items())},
+    }
+    return json.dumps(manifest, indent=1, sort_keys=True) + "\n"
+
+
+def read_manifest(lab_dir: Path) -> dict[str, str]:
+    try:
+        files = json.loads((lab_dir / MANIFEST).read_text())["files"]
+    except (FileNotFoundError, KeyError, json.JSONDecodeError):
+        return {}
+    return {str(k): str(v) for k, v in files.items()}
+
+
+def _current(path: Path) -> str | None:
+    try:
+        return path.read_text()
+    except (FileNotFoundError, IsADirectoryError, UnicodeDecodeError):
+        return None
+
+
+def plan(lab_dir: Path, files: dict[str, str], inventory_digest: str) -> WriteResult:
+    """What writing `files` would do, without touching anything."""
+    result = WriteResult()
+    wanted = dict(files)
+    wanted[MANIFEST] = manifest_text(files, inventory_digest)
+    for rel, text in sorted(wanted.items()):
+        current = _current(lab_dir / rel)
+        bucket = result.created if current is None else (
+            result.unchanged if current == text else result.changed)
+        bucket.append(rel)
+    result.removed = sorted(p for p in read_manifest(lab_dir) if p not in wanted)
+    return result
+
+
+def write(lab_dir: Path, files: dict[str, str], inventory_digest: str) -> WriteResult:
+    """Write the lab's generated files; rewrite only those whose content changed."""
+    result = plan(lab_dir, files, inventory_digest)
+    wanted = dict(files)
+    wanted[MANIFEST] = manifest_text(files, inventory_digest)
+    made_dirs: set[Path] = set()
+    for rel in result.created + result.changed:
+        target = lab_dir / rel
+        if target.parent not in made_dirs:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            made_dirs.add(target.parent)
+        tmp = target.with_name(f".{target.name}.tmp")
+        tmp.write_text(wanted[rel])
+        os.replace(tmp, target)
+    for rel in result.removed:
+        (lab_dir / rel).unlink(missing_ok=True)
+    return result
+
+
+def unified_diff(lab_dir: Path, files: dict[str, str], inventory_digest: str) -> str:
+    """A unified diff from what is on disk to what a write would leave there."""
+    result = plan(lab_dir, files, inventory_digest)
+    wanted = dict(files)
+    wanted[MANIFEST] = manifest_text(files, inventory_digest)
+    chunks = []
+    for rel in result.created + result.changed + result.removed:
+        old = _current(lab_dir / rel) or ""
+        new = wanted.get(rel, "")
+        chunks.extend(difflib.unified_diff(
+            old.splitlines(keepends=True), new.splitlines(keepends=True),
+            fromfile=f"a/{rel}" if rel not in result.created else "/dev/null",
+            tofile=f"b/{rel}" if rel not in result.removed else "/dev/null",
+        ))
+    return "".join(chunks)

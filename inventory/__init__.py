@@ -1,0 +1,1 @@
+"""Inventory: load NetBox-shaped data into the Lab model and validate it."""

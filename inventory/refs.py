@@ -1,0 +1,56 @@
+"""Resolve references between NetBox REST objects: nested objects, ids, slugs or names."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+NetBoxObject = dict[str, Any]
+
+
+class Index:
+    """One endpoint's objects, found by id, slug or name (hand-written files may use either)."""
+
+    def __init__(self, endpoint: str, objects: Iterable[NetBoxObject]) -> None:
+        self.endpoint = endpoint
+        self.objects = list(objects)
+        self._by_key: dict[object, NetBoxObject] = {}
+        for obj in self.objects:
+            for key in ("name", "slug", "id"):  # later keys win: ids are the most specific
+                value = obj.get(key)
+                if value is not None:
+                    self._by_key[(key, value)] = obj
+
+    def get(self, ref: object) -> NetBoxObject | None:
+        """Return the object a reference points to, or None when it points nowhere."""
+        if ref is None:
+            return None
+        if isinstance(ref, dict):
+            for key in ("id", "slug", "name"):
+                if ref.get(key) is not None:
+                    found = self._by_key.get((key, ref[key]))
+                    if found is not None or key == "id":
+                        return found
+            return None
+        if isinstance(ref, bool):
+            return None
+        if isinstance(ref, int):
+            return self._by_key.get(("id", ref))
+        if isinstance(ref, str):
+            return self._by_key.get(("slug", ref)) or self._by_key.get(("name", ref))
+        return None
+
+
+def label(obj: NetBoxObject) -> str:
+    """How an object is named in error messages: its name, else its display, else #id."""
+    for key in ("name", "display", "slug", "address", "prefix", "label"):
+        value = obj.get(key)
+        if isinstance(value, str) and value:
+            return value
+    return f"#{obj.get('id', '?')}"
+
+
+def ref_label(ref: object) -> str:
+    if isinstance(ref, dict):
+        return label(ref)
+    return str(ref)

@@ -1,0 +1,77 @@
+"""Inventory sources: each loads one Lab. The file source reads NetBox-shaped YAML or JSON."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Protocol
+
+import orjson
+import yaml
+from pydantic import ValidationError
+
+from .build import ENDPOINTS, build_lab
+from .errors import InventoryError, Problem
+from .model import Lab, Settings
+from .names import slugify
+
+
+class InventorySource(Protocol):
+    def load(self) -> Lab: ...
+
+
+def read_inventory_file(path: Path) -> dict[str, Any]:
+    """Read a NetBox-shaped inventory: JSON when the name ends in .json, YAML otherwise."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise InventoryError(str(path), [Problem("file", path.name, "path", exc.strerror or "")])
+    try:
+        if path.suffix == ".json":
+            data = orjson.loads(raw)
+        else:
+            loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+            data = yaml.load(raw, Loader=loader)  # noqa: S506 - a safe loader
+    except (orjson.JSONDecodeError, yaml.YAMLError) as exc:
+        raise InventoryError(str(path), [Problem("file", path.name, "syntax", str(exc))]) from None
+    if not isinstance(data, dict):
+        raise InventoryError(
+            str(path), [Problem("file", path.name, "top level", "must be a mapping of endpoints")]
+        )
+    unknown = sorted(k for k in data if k not in ENDPOINTS and k != "dtnlab")
+    if unknown:
+        problems = [Problem("file", path.name, key, "unknown endpoint; expected one of "
+                            + ", ".join(ENDPOINTS)) for key in unknown]
+        raise InventoryError(str(path), problems)
+    return data
+
+
+def lab_settings(
+    data: dict[str, Any], lab: str | None, default_lab: str, source: str
+) -> Settings:
+    """Settings from the file's `dtnlab` key; `lab` from the command line wins."""
+    raw = dict(data.get("dtnlab") or {})
+    raw["lab"] = slugify(lab or raw.get("lab") or default_lab)
+    tenants = data.get("tenancy.tenants") or []
+    if "enterprise_name" not in raw and len(tenants) == 1:
+        raw["enterprise_name"] = tenants[0].get("name", "Enterprise")
+    raw.setdefault("enterprise", slugify(raw.get("enterprise_name", "enterprise")))
+    try:
+        return Settings.model_validate(raw)
+    except ValidationError as exc:
+        problems = [Problem("dtnlab", "settings", ".".join(map(str, e["loc"])), e["msg"])
+                    for e in exc.errors()]
+        raise InventoryError(source, problems) from None
+
+
+class FileSource:
+    """A NetBox-shaped inventory file (a dump of NetBox's REST API, or written by hand)."""
+
+    def __init__(self, path: Path, lab: str | None = None) -> None:
+        self.path = path
+        self.lab = lab
+
+    def load(self) -> Lab:
+        data = read_inventory_file(self.path)
+        default = self.path.parent.name if self.path.stem == "inventory" else self.path.stem
+        settings = lab_settings(data, self.lab, default, str(self.path))
+        return build_lab(data, settings, str(self.path))
