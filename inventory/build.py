@@ -16,9 +16,9 @@ from pydantic import ValidationError
 
 from .config_context import render_context
 from .errors import Problems
-from .model import Device, Interface, Lab, Level, Link, LinkEnd, Settings, TwinProfile
+from .model import Device, Interface, Lab, Level, Link, LinkEnd, Metric, Settings, TwinProfile
 from .names import name_problem, slugify
-from .refs import Index, NetBoxObject, label, ref_label
+from .refs import Index, NetBoxObject, key_of, label, ref_label
 
 ENDPOINTS = (
     "tenancy.tenants",
@@ -132,13 +132,13 @@ class LabBuilder:
                       "device_types": "device_type", "tenants": "tenant"}[field]
             ref = device.get(source) or (device.get("device_role") if source == "role" else None)
             obj = self.idx[endpoint].get(ref)
-            if obj is not None and "id" in obj:
-                facts[field].add(obj["id"])
+            if obj is not None:
+                facts[field].add(key_of(obj))
         location = self.idx["dcim.locations"].get(device.get("location"))
         if location is None:
             rack = self.idx["dcim.racks"].get(device.get("rack"))
             location = self.idx["dcim.locations"].get(rack.get("location")) if rack else None
-        facts["locations"] = {loc["id"] for loc in self._location_chain(location) if "id" in loc}
+        facts["locations"] = {key_of(loc) for loc in self._location_chain(location)}
         facts["tags"] = set(self._tags(device))
         return facts
 
@@ -154,7 +154,8 @@ class LabBuilder:
                 slugs.append(str(ref))
         return sorted(set(slugs))
 
-    def _twin_profile(self, device: NetBoxObject, name: str) -> TwinProfile | None:
+    def _twin_profile(self, device: NetBoxObject, name: str) -> TwinProfile | None | bool:
+        """The device's twin profile; None when it has none, False when it is invalid."""
         context = device.get("config_context")
         if context is None:
             context = render_context(
@@ -166,19 +167,44 @@ class LabBuilder:
         raw = context.get("dtnlab")
         if raw is None:
             return None
+        where = "config_context.dtnlab"
+        if not isinstance(raw, dict):
+            self.problems.add("dcim.devices", name, where, "must be a mapping")
+            return False
+        metrics_raw = raw.get("metrics") or {}
+        if not isinstance(metrics_raw, dict):
+            self.problems.add("dcim.devices", name, f"{where}.metrics", "must be a mapping")
+            return False
+        metrics: dict[str, Metric] = {}
+        valid = True
+        for metric_name, spec in sorted(metrics_raw.items()):
+            try:
+                metrics[metric_name] = Metric.model_validate(spec or {})
+            except ValidationError as exc:
+                valid = False
+                self._report(exc, name, f"{where}.metrics.{metric_name}")
+        problem = name_problem(next((m for m in metrics if name_problem(m)), "ok"))
+        if problem:
+            self.problems.add("dcim.devices", name, f"{where}.metrics", f"metric name {problem}")
+            valid = False
+        valid = self._check_metrics(metrics, name) and valid
         try:
-            profile = TwinProfile.model_validate(raw)
+            profile = TwinProfile.model_validate({**raw, "metrics": {}})
         except ValidationError as exc:
-            for err in exc.errors():
-                where = ".".join(str(p) for p in err["loc"])
-                self.problems.add("dcim.devices", name, f"config_context.dtnlab.{where}",
-                                  err["msg"])
-            return None
-        self._check_metrics(profile, name)
-        return profile
+            self._report(exc, name, where)
+            return False
+        return profile.model_copy(update={"metrics": metrics}) if valid else False
 
-    def _check_metrics(self, profile: TwinProfile, name: str) -> None:
-        for metric_name, m in profile.metrics.items():
+    def _report(self, exc: ValidationError, name: str, where: str) -> None:
+        for err in exc.errors():
+            loc = ".".join(str(p) for p in err["loc"])
+            self.problems.add("dcim.devices", name, f"{where}.{loc}" if loc else where,
+                              err["msg"])
+
+    def _check_metrics(self, metrics: dict[str, Metric], name: str) -> bool:
+        """Report contradicting ranges and thresholds; True when there are none."""
+        before = len(self.problems.items)
+        for metric_name, m in metrics.items():
             field = f"config_context.dtnlab.metrics.{metric_name}"
             if m.min is not None and m.max is not None and m.min > m.max:
                 self.problems.add("dcim.devices", name, f"{field}.min",
@@ -201,19 +227,21 @@ class LabBuilder:
                 m.warning[0] <= m.normal[0] and m.normal[1] <= m.warning[1]
             ):
                 self.problems.add("dcim.devices", name, f"{field}.normal",
-                                  f"{list(m.normal)} is not inside warning {list(m.warning)}")
+                                  f"{_band(m.normal)} is not inside warning {_band(m.warning)}")
+        return len(self.problems.items) == before
 
     def build(self, source: str) -> Lab:
         """Return the Lab, or raise InventoryError listing every problem found."""
         devices_by_id: dict[int, str] = {}
         device_ids: dict[str, str] = {}
+        first_site: dict[str, str] = {}
         device_rows: list[tuple[NetBoxObject, str, tuple[str, str, str, str]]] = []
         seen_names: Counter[tuple[str, str]] = Counter()
-        for device in self.idx["dcim.devices"].objects:
+        for position, device in enumerate(self.idx["dcim.devices"].objects, 1):
             name = device.get("name")
             problem = name_problem(name)
             if problem:
-                self.problems.add("dcim.devices", label(device), "name", problem)
+                self.problems.add("dcim.devices", label(device, position), "name", problem)
                 continue
             site_ref = ref_label(device.get("site"))
             seen_names[(site_ref, name)] += 1
@@ -228,8 +256,13 @@ class LabBuilder:
                                   f"(both become {dev_id!r})")
                 continue
             if dev_id in device_ids:
+                self.problems.add("dcim.devices", name, "name",
+                                  f"devices named {name!r} in sites {first_site[dev_id]!r} and "
+                                  f"{site_ref!r} would share one lab id; names must be unique "
+                                  "across the lab")
                 continue
             device_ids[dev_id] = name
+            first_site[dev_id] = site_ref
             place = self._place(device, name)
             if place is None:
                 continue
@@ -274,9 +307,10 @@ class LabBuilder:
         )
         mgmt = _address(device.get("primary_ip4")) or next(
             (a for i in ifaces if i.mgmt_only for a in i.addresses), None)
-        twin = self._twin_profile(device, name)
+        profile = self._twin_profile(device, name)
+        twin = profile if isinstance(profile, TwinProfile) else None
         twinned = self.settings.twin_tag in tags
-        if twinned and twin is None:
+        if twinned and profile is None:
             self.problems.add("dcim.devices", name, "config_context.dtnlab",
                               f"device is tagged {self.settings.twin_tag!r} but its config "
                               "context has no `dtnlab` twin profile")
@@ -476,6 +510,10 @@ def _slug_of(ref: object) -> str | None:
     if isinstance(ref, dict):
         return ref.get("slug") or (slugify(ref["name"]) if ref.get("name") else None)
     return slugify(ref) if isinstance(ref, str) else None
+
+
+def _band(band: tuple[float, float]) -> str:
+    return f"[{band[0]:g}, {band[1]:g}]"
 
 
 def _fmt(value: float | None) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .refs import Index, NetBoxObject
+from .refs import Index, NetBoxObject, key_of
 
 # Assignment field of a config context -> how to read the matching values off a device.
 ASSIGNMENTS = ("sites", "locations", "roles", "platforms", "device_types", "tenants", "tags")
@@ -21,9 +21,9 @@ def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]
     return merged
 
 
-def _ids(refs: list[Any], index: Index) -> set[int]:
+def _ids(refs: list[Any], index: Index) -> set[object]:
     found = (index.get(ref) for ref in refs)
-    return {obj["id"] for obj in found if obj is not None and "id" in obj}
+    return {key_of(obj) for obj in found if obj is not None}
 
 
 def _tag_slugs(refs: list[Any], tags: Index) -> set[str]:
@@ -47,7 +47,7 @@ def render_context(
     """Merge every active context that applies, by weight then name, then local data on top.
 
     Args:
-        device_facts: per assignment field, the device's ids (tags: slugs); locations include
+        device_facts: per assignment field, the device's keys (`key_of`; tags: slugs); locations include
             every ancestor of the device's location.
         contexts: the config contexts as the REST API returns them.
         indexes: endpoint indexes used to resolve the contexts' references.

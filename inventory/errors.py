@@ -23,7 +23,7 @@ class Problems:
     items: list[Problem] = field(default_factory=list)
 
     def add(self, endpoint: str, obj: object, field_name: str, message: str) -> None:
-        self.items.append(Problem(endpoint, str(obj), field_name, message))
+        self.items.append(Problem(endpoint, printable(str(obj)), field_name, message))
 
     def __bool__(self) -> bool:
         return bool(self.items)
@@ -36,6 +36,13 @@ class Problems:
 def _order(items: list[Problem]) -> object:
     first_seen = {p: i for i, p in reversed(list(enumerate(items)))}
     return lambda p: first_seen[p]
+
+
+def printable(text: str) -> str:
+    """Escape control characters so a hostile name cannot garble a terminal or a log."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 class InventoryError(Exception):

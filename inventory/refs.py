@@ -41,13 +41,20 @@ class Index:
         return None
 
 
-def label(obj: NetBoxObject) -> str:
-    """How an object is named in error messages: its name, else its display, else #id."""
+def key_of(obj: NetBoxObject) -> object:
+    """A stable identity for an object: its id, else (hand-written files) its slug or name."""
+    return obj.get("id", obj.get("slug", obj.get("name")))
+
+
+def label(obj: NetBoxObject, position: int | None = None) -> str:
+    """How an object is named in messages: its name, display, ..., else #id or its position."""
     for key in ("name", "display", "slug", "address", "prefix", "label"):
         value = obj.get(key)
         if isinstance(value, str) and value:
             return value
-    return f"#{obj.get('id', '?')}"
+    if "id" in obj:
+        return f"#{obj['id']}"
+    return f"item {position}" if position is not None else "?"
 
 
 def ref_label(ref: object) -> str:

@@ -1,0 +1,81 @@
+# dtnlab: one entry point for people and CI.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+INVENTORY ?= labs/demo-plant/inventory.yaml
+LAB_ARGS := --inventory $(INVENTORY)
+# Debian packages the lab and the tests use: the real broker, NetBox's build needs, a browser.
+APT_PACKAGES := mosquitto mosquitto-clients gcc libpq-dev iproute2 chromium chromium-driver
+
+.PHONY: help setup system-packages generate validate diff lab up down status regen test \
+        test-fast lint golden bench clean
+
+help:
+	@echo "make lab      set up, generate the demo plant and run it"
+	@echo "make test     set up and run every test (real Mosquitto, PostgreSQL, NetBox)"
+	@echo "make down | status | regen | generate | diff | lint | golden | bench | netbox"
+
+$(INSTALLED): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@
+
+system-packages:
+	@missing=""; for p in $(APT_PACKAGES); do \
+	    dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	    echo "installing Debian packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+setup: system-packages $(INSTALLED)
+
+validate: setup
+	$(BIN)/dtnlab validate $(LAB_ARGS)
+
+generate: setup
+	$(BIN)/dtnlab generate $(LAB_ARGS)
+
+diff: setup
+	$(BIN)/dtnlab diff $(LAB_ARGS)
+
+lab: setup
+	$(BIN)/dtnlab up $(LAB_ARGS)
+
+up: lab
+
+down: setup
+	$(BIN)/dtnlab down $(LAB_ARGS)
+
+status: setup
+	$(BIN)/dtnlab status $(LAB_ARGS)
+
+regen: setup
+	$(BIN)/dtnlab generate $(LAB_ARGS)
+
+# Every test, against the real services; pytest's "no tests collected" (5) fails too.
+test: setup netbox
+	$(BIN)/pytest -p no:cacheprovider; status=$$?; \
+	if [ $$status -eq 5 ]; then echo "no tests were collected" >&2; exit 1; fi; exit $$status
+
+test-fast: setup
+	$(BIN)/pytest -p no:cacheprovider -m "not netbox and not netns and not browser"
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check . || true
+
+golden: setup
+	$(BIN)/python -m tests.golden.regenerate
+
+bench: setup
+	$(BIN)/python bench/run_all.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache
+
+-include netbox/netbox.mk
