@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from dtnlab.inventory.model import Lab
 
+from .secret_files import write_secret
 from .tls import TlsMaterial, ensure_tls
 
 RUNTIME_USER = "dtn-runtime"
@@ -43,17 +43,6 @@ class LabSecrets:
 
     def __repr__(self) -> str:  # never leak secrets into logs
         return f"LabSecrets(folder={str(self.folder)!r}, users={len(self.mqtt_passwords)})"
-
-
-def write_secret(path: Path, text: str) -> None:
-    """Write a file readable by its owner only, atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
 
 
 def _read_json(path: Path) -> dict[str, str]:

@@ -356,16 +356,16 @@ def python_ok(exe: str) -> bool:
 
 def find_python(cfg: Config) -> str:
     """NetBox 4.7 needs Python >= 3.12; pyenv shims may exist yet fail, so each candidate is run."""
-    candidates: list[str] = []
-    if cfg.python:
-        candidates.append(cfg.python)
-    for name in ("python3.13", "python3.12"):
-        if found := shutil.which(name):
-            candidates.append(found)
+    candidates: list[str] = [cfg.python] if cfg.python else []
     pyenv_root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
-    candidates += sorted((str(p) for p in pyenv_root.glob("versions/3.1[2-9]*/bin/python3.1[2-9]")),
-                         reverse=True)
-    candidates += ["/usr/bin/python3.13", "/usr/bin/python3.12", sys.executable]
+    # 3.12 first: the version NetBox 4.7 was tried with here; newer ones only as a fallback.
+    for minor in ("3.12", "3.13", "3.14"):
+        if found := shutil.which(f"python{minor}"):
+            candidates.append(found)
+        candidates += sorted((str(p) for p in pyenv_root.glob(f"versions/{minor}.*/bin/python{minor}")),
+                             reverse=True)
+        candidates.append(f"/usr/bin/python{minor}")
+    candidates.append(sys.executable)
     for exe in candidates:
         if python_ok(exe):
             return exe

@@ -1,0 +1,22 @@
+"""Atomic file writes for the lab's secrets folder, shared by secrets.py and tls.py."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def write_file(path: Path, text: str, mode: int) -> None:
+    """Write `text` to `path` atomically with `mode`, so a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    os.chmod(tmp, mode)  # O_CREAT's mode is filtered by the umask and ignored for an old file
+    os.replace(tmp, path)
+
+
+def write_secret(path: Path, text: str) -> None:
+    """Write a file readable by its owner only, atomically."""
+    write_file(path, text, 0o600)
