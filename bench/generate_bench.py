@@ -1,7 +1,8 @@
 """Generation benchmark: time per stage and peak memory for synthetic inventories.
 
-Each size runs in its own process so peak RSS is that size's alone. Run: python bench/generate_bench.py
-[--sizes 1000,10000,50000]. Prints a table and writes bench/results/generate.json.
+Each size runs in its own process so peak RSS is that size's alone.
+Run: python bench/generate_bench.py [--sizes 1000,10000,50000]; prints a table and writes
+bench/results/generate.json.
 """
 
 from __future__ import annotations
@@ -84,7 +85,7 @@ def main() -> None:
               if k not in ("devices", "files", "inventory_mb", "peak_rss_mb")]
     print(f"{'devices':>8} {'files':>7} {'MB in':>6} " + " ".join(f"{s:>14}" for s in stages)
           + f" {'peak MB':>8}")
-    for size, r in results.items():
+    for r in results.values():
         print(f"{int(r['devices']):>8} {int(r['files']):>7} {r['inventory_mb']:>6.1f} "
               + " ".join(f"{r[s]:>13.3f}s" for s in stages) + f" {r['peak_rss_mb']:>8.0f}")
     sizes = sorted(results)

@@ -45,8 +45,8 @@ def synthetic_inventory(devices: int) -> dict[str, list[dict[str, Any]]]:
     cells_needed = max(1, devices // DEVICES_PER_CELL)
     cell = 0
     while cell < cells_needed:
-        site = add("dcim.sites", name=f"Site {len(data['dcim.sites']) + 1}",
-                   slug=f"site-{len(data['dcim.sites']) + 1}")
+        number = len(data.get("dcim.sites", [])) + 1
+        site = add("dcim.sites", name=f"Site {number}", slug=f"site-{number}")
         for a in range(AREAS_PER_SITE):
             area = add("dcim.locations", name=f"Area {a}", slug=f"area-{a}", site=_brief(site))
             for li in range(LINES_PER_AREA):
@@ -80,8 +80,7 @@ def synthetic_inventory(devices: int) -> dict[str, list[dict[str, Any]]]:
                         port = add("dcim.interfaces", device={"id": switch["id"],
                                    "name": switch["name"]}, name=f"eth{n + 1}",
                                    type={"value": "1000base-t"})
-                        add("dcim.cables",
-                            a_terminations=[{"object_type": "dcim.interface", "object_id": e["id"]}],
-                            b_terminations=[{"object_type": "dcim.interface",
-                                             "object_id": port["id"]}])
+                        end_a = {"object_type": "dcim.interface", "object_id": e["id"]}
+                        end_b = {"object_type": "dcim.interface", "object_id": port["id"]}
+                        add("dcim.cables", a_terminations=[end_a], b_terminations=[end_b])
     return data

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-import json
+import orjson
+
+_OPTIONS = orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE
 
 
 def dump(data: object) -> str:
-    return json.dumps(data, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
+    """Sorted keys, two-space indent, trailing newline: the same data gives the same bytes."""
+    return orjson.dumps(data, option=_OPTIONS).decode()

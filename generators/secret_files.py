@@ -13,8 +13,8 @@ def write_file(path: Path, text: str, mode: int) -> None:
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     with os.fdopen(fd, "w") as handle:
         handle.write(text)
-    os.chmod(tmp, mode)  # O_CREAT's mode is filtered by the umask and ignored for an old file
-    os.replace(tmp, path)
+    tmp.chmod(mode)  # O_CREAT's mode is filtered by the umask and ignored for an old file
+    tmp.replace(path)
 
 
 def write_secret(path: Path, text: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,14 +21,18 @@ API_USERS_FILE = "api-users.json"
 DEVICE_PASSWORDS_DIR = "devices"  # one file per MQTT user, so a node sees only its own
 
 
-def _write_device_passwords(folder: Path, passwords: dict[str, str]) -> None:
+def _write_device_passwords(folder: Path, passwords: dict[str, str], changed: set[str]) -> None:
+    """One file per user; only files that are missing or whose password changed are written."""
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    present = {p.name for p in folder.iterdir()}
-    for user, password in passwords.items():
-        name = f"{user}.password"
-        if name not in present or (folder / name).read_text() != password:
-            write_secret(folder / name, password)
-    for stale in present - {f"{u}.password" for u in passwords}:
+    present = {path.name for path in folder.iterdir()}
+    wanted = {f"{user}.password": user for user in passwords}
+    for name, user in wanted.items():
+        if name not in present or user in changed:
+            fd = os.open(folder / name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            os.fchmod(fd, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(passwords[user])
+    for stale in present - set(wanted):
         (folder / stale).unlink()
 
 
@@ -63,7 +68,8 @@ def ensure_secrets(lab: Lab, folder: Path) -> LabSecrets:
     passwords = {user: stored.get(user) or secrets.token_urlsafe(24) for user in sorted(users)}
     if passwords != stored:
         write_secret(folder / PASSWORDS_FILE, json.dumps(passwords, indent=1, sort_keys=True))
-    _write_device_passwords(folder / DEVICE_PASSWORDS_DIR, passwords)
+    changed = {u for u, pw in passwords.items() if stored.get(u) not in (None, pw)}
+    _write_device_passwords(folder / DEVICE_PASSWORDS_DIR, passwords, changed)
     jwt_path = folder / JWT_KEY_FILE
     if not jwt_path.exists():
         write_secret(jwt_path, secrets.token_urlsafe(48))

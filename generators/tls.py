@@ -58,7 +58,7 @@ def ensure_tls(lab: Lab, folder: Path) -> TlsMaterial:
     Returns:
         The public certificates as PEM text and the path of the server key.
     """
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     ca_key = _load_or_create_key(folder / CA_KEY)
     ca_cert = _load_cert(folder / CA_CERT)
     if ca_cert is None or not _usable(ca_cert, ca_key, now):

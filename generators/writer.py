@@ -5,7 +5,6 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -78,7 +77,7 @@ def write(lab_dir: Path, files: dict[str, str], inventory_digest: str) -> WriteR
             made_dirs.add(target.parent)
         tmp = target.with_name(f".{target.name}.tmp")
         tmp.write_text(wanted[rel])
-        os.replace(tmp, target)
+        tmp.replace(target)
     for rel in result.removed:
         (lab_dir / rel).unlink(missing_ok=True)
     return result

@@ -12,6 +12,7 @@ import ipaddress
 from collections import Counter, defaultdict
 from typing import Any
 
+import orjson
 from pydantic import ValidationError
 
 from .config_context import render_context
@@ -49,10 +50,20 @@ class LabBuilder:
         self.problems = Problems()
         self.levels: dict[str, Level] = {}
         self.slug_owner: dict[tuple[str, str], str] = {}
+        # Thousands of devices share racks, locations and config contexts: work each out once.
+        self._slugs: dict[tuple[int, str], str | None] = {}
+        self._contexts: dict[object, dict[str, Any]] = {}
+        self._profiles: dict[bytes, TwinProfile] = {}
 
     # -- hierarchy -------------------------------------------------------------------------
     def _slug(self, endpoint: str, obj: NetBoxObject, scope: str) -> str | None:
         """Slug of a named object, checked for bad names and collisions inside `scope`."""
+        memo = (id(obj), scope)
+        if memo not in self._slugs:
+            self._slugs[memo] = self._check_slug(endpoint, obj, scope)
+        return self._slugs[memo]
+
+    def _check_slug(self, endpoint: str, obj: NetBoxObject, scope: str) -> str | None:
         name = obj.get("name")
         problem = name_problem(name)
         if problem:
@@ -69,7 +80,8 @@ class LabBuilder:
         return slug
 
     def _level(self, kind: str, path: str, name: str) -> None:
-        self.levels.setdefault(path, Level(level=kind, path=path, name=name))  # type: ignore[arg-type]
+        if path not in self.levels:
+            self.levels[path] = Level(level=kind, path=path, name=name)  # type: ignore[arg-type]
 
     def _location_chain(self, location: NetBoxObject | None) -> list[NetBoxObject]:
         chain: list[NetBoxObject] = []
@@ -158,15 +170,40 @@ class LabBuilder:
         """The device's twin profile; None when it has none, False when it is invalid."""
         context = device.get("config_context")
         if context is None:
-            context = render_context(
-                self._device_facts(device),
-                self.idx["extras.config-contexts"].objects,
-                self.idx,
-                device.get("local_context_data"),
-            )
+            context = self._rendered_context(device)
         raw = context.get("dtnlab")
         if raw is None:
             return None
+        try:
+            cache_key = orjson.dumps(raw, option=orjson.OPT_SORT_KEYS)
+        except TypeError:
+            cache_key = b""
+        if cache_key in self._profiles:
+            return self._profiles[cache_key]
+        profile = self._validate_profile(raw, name)
+        if profile and cache_key:
+            self._profiles[cache_key] = profile
+        return profile
+
+    def _rendered_context(self, device: NetBoxObject) -> dict[str, Any]:
+        local = device.get("local_context_data")
+        key = (
+            tuple(_ref_key(device.get(f)) for f in (
+                "site", "role", "device_role", "platform", "device_type", "tenant",
+                "location", "rack")),
+            tuple(_ref_key(t) for t in device.get("tags") or []),
+            orjson.dumps(local, option=orjson.OPT_SORT_KEYS) if local else b"",
+        )
+        if key not in self._contexts:
+            self._contexts[key] = render_context(
+                self._device_facts(device),
+                self.idx["extras.config-contexts"].objects,
+                self.idx,
+                local,
+            )
+        return self._contexts[key]
+
+    def _validate_profile(self, raw: object, name: str) -> TwinProfile | bool:
         where = "config_context.dtnlab"
         if not isinstance(raw, dict):
             self.problems.add("dcim.devices", name, where, "must be a mapping")
@@ -297,7 +334,7 @@ class LabBuilder:
         tags = self._tags(device)
         own = sorted(own_interfaces, key=lambda o: o["name"])
         ifaces = tuple(
-            Interface(
+            Interface.model_construct(
                 name=i["name"],
                 type=_choice(i.get("type")) or "other",
                 mgmt_only=bool(i.get("mgmt_only")),
@@ -322,7 +359,7 @@ class LabBuilder:
                               f"role {ref_label(device.get('role'))!r} does not exist")
             return None
         platform = self.idx["dcim.platforms"].get(device.get("platform"))
-        return Device(
+        return Device.model_construct(
             id=dev_id,
             name=name,
             netbox_id=device.get("id"),
@@ -492,6 +529,12 @@ class LabBuilder:
 
     def _device_known(self, ref: object) -> bool:
         return self.idx["dcim.devices"].get(ref) is not None
+
+
+def _ref_key(ref: object) -> object:
+    if isinstance(ref, dict):
+        return (ref.get("id"), ref.get("slug"), ref.get("name"))
+    return ref
 
 
 def _choice(value: object) -> str | None:

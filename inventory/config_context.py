@@ -47,8 +47,8 @@ def render_context(
     """Merge every active context that applies, by weight then name, then local data on top.
 
     Args:
-        device_facts: per assignment field, the device's keys (`key_of`; tags: slugs); locations include
-            every ancestor of the device's location.
+        device_facts: per assignment field, the device's keys (`key_of`; tags: slugs);
+            locations include every ancestor of the device's location.
         contexts: the config contexts as the REST API returns them.
         indexes: endpoint indexes used to resolve the contexts' references.
         local_data: the device's local_context_data, applied last.

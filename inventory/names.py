@@ -3,14 +3,27 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 # MQTT wildcards and the topic separator, plus `$` (reserved for broker topics).
 FORBIDDEN_CHARS = frozenset("/+#$")
 _NOT_SLUG = re.compile(r"[^a-z0-9]+")
+_SUSPECT = re.compile(r"[/+#$\x00-\x1f\x7f]|^\s|\s$|^[^a-zA-Z0-9]*$")
+
+
+@lru_cache(maxsize=65536)
+def _problem(name: str) -> str | None:
+    if _SUSPECT.search(name) is None:
+        return None  # the common case, decided by one regex search
+    return _describe(name)
 
 
 def name_problem(name: object) -> str | None:
     """Return why `name` cannot become a topic level or file name, or None when it can."""
+    return _problem(name) if isinstance(name, str) and name else _describe(name)
+
+
+def _describe(name: object) -> str | None:
     if not isinstance(name, str) or name == "":
         return "is empty"
     if name != name.strip():

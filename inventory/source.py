@@ -24,7 +24,8 @@ def read_inventory_file(path: Path) -> dict[str, Any]:
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        raise InventoryError(str(path), [Problem("file", path.name, "path", exc.strerror or "")])
+        problem = Problem("file", path.name, "path", exc.strerror or str(exc))
+        raise InventoryError(str(path), [problem]) from None
     try:
         if path.suffix == ".json":
             data = orjson.loads(raw)

@@ -29,6 +29,7 @@ def test_ansible_inventory_lists_groups(tmp_path: Path) -> None:
     assert len(listed["role_plc"]["hosts"]) == 12
     assert len(listed["twins"]["hosts"]) == 58
     host = listed["_meta"]["hostvars"]["aar-l1-c1-plc-01"]
-    assert host["ansible_host"] == "172.30.0.12"
-    assert host["uns_path"] == "northwind/plant-aarhus/processing/line-1/aar-l1-c1/aar-l1-c1-plc-01"
+    assert host["ansible_host"] == "172.30.0.13"
+    path = "northwind/plant-aarhus/processing/line-1/aar-l1-c1/aar-l1-c1-plc-01"
+    assert host["dtn_uns_path"] == path
     assert host["netbox_name"] == "AAR-L1-C1-PLC-01"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import stat
 from pathlib import Path
 
@@ -80,6 +79,5 @@ def test_diff_exits_1_until_generated(tmp_path: Path, capsys: pytest.CaptureFixt
 
 def test_no_temporary_files_left(tmp_path: Path) -> None:
     generate(tmp_path)
-    leftovers = [p for p in (tmp_path / "demo-plant").rglob(".*.tmp")]
-    assert leftovers == []
-    assert os.listdir(tmp_path) == ["demo-plant"]
+    assert list((tmp_path / "demo-plant").rglob(".*.tmp")) == []
+    assert [p.name for p in tmp_path.iterdir()] == ["demo-plant"]

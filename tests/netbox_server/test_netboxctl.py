@@ -1,0 +1,133 @@
+"""End-to-end test of netbox/netboxctl.py against a real local NetBox (first run takes ~7 min)."""
+
+from __future__ import annotations
+
+import json
+import stat
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.netbox
+
+REPO = Path(__file__).resolve().parents[2]
+CTL = REPO / "netbox" / "netboxctl.py"
+
+
+def ctl(*args: str, timeout: float = 1800) -> subprocess.CompletedProcess[str]:
+    res = subprocess.run(
+        [sys.executable, str(CTL), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert res.returncode == 0, f"netboxctl {' '.join(args)} failed:\n{res.stdout}\n{res.stderr}"
+    return res
+
+
+def read_env(path: Path) -> dict[str, str]:
+    pairs = (
+        line.split("=", 1)
+        for line in path.read_text().splitlines()
+        if "=" in line and not line.startswith("#")
+    )
+    return {key: value for key, value in pairs}
+
+
+def api(
+    env: dict[str, str],
+    path: str,
+    *,
+    method: str = "GET",
+    body: object = None,
+    auth: str | None = "Token",
+) -> tuple[int, object]:
+    headers = {"Accept": "application/json", "Content-Type": "application/json"}
+    if auth:
+        # The header form pynetbox 7.x uses is `Bearer` for nbt_ tokens; NetBox takes `Token` too.
+        headers["Authorization"] = f"{auth} {env['NETBOX_TOKEN']}"
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(
+        env["NETBOX_URL"] + path, data=data, headers=headers, method=method
+    )
+    # Loopback: never go through an inherited http_proxy.
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(req, timeout=30) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode(errors="replace")
+
+
+@pytest.fixture(scope="module")
+def netbox() -> dict[str, str]:
+    ctl("up")
+    env_path = Path(ctl("env").stdout.strip())
+    env = read_env(env_path)
+    env["_ENV_FILE"] = str(env_path)
+    return env
+
+
+def test_second_up_is_fast_and_does_nothing(netbox: dict[str, str]) -> None:
+    pid_dir = Path(netbox["_ENV_FILE"]).parent / "run"
+    before = {p.name: p.read_text() for p in pid_dir.glob("*.pid")}
+    started = time.monotonic()
+    res = ctl("up", timeout=120)
+    elapsed = time.monotonic() - started
+    assert "already running" in res.stdout
+    assert elapsed < 10, f"idempotent up took {elapsed:.1f} s"
+    assert {p.name: p.read_text() for p in pid_dir.glob("*.pid")} == before
+    assert set(before) == {"gunicorn.pid", "rqworker.pid"}
+
+
+def test_env_file_is_private_and_complete(netbox: dict[str, str]) -> None:
+    mode = stat.S_IMODE(Path(netbox["_ENV_FILE"]).stat().st_mode)
+    assert mode == 0o600, oct(mode)
+    for key in ("NETBOX_URL", "NETBOX_TOKEN", "NETBOX_USERNAME", "NETBOX_PASSWORD"):
+        assert netbox.get(key), key
+    assert netbox["NETBOX_TOKEN"].startswith("nbt_")
+
+
+def test_api_status_reports_47(netbox: dict[str, str]) -> None:
+    for auth in ("Token", "Bearer"):
+        code, body = api(netbox, "/api/status/", auth=auth)
+        assert code == 200, body
+        assert isinstance(body, dict)
+        assert str(body["netbox-version"]).startswith("4.7."), body
+    # LOGIN_REQUIRED: without the token the API refuses.
+    code, _ = api(netbox, "/api/status/", auth=None)
+    assert code == 403
+
+
+def test_static_files_are_served(netbox: dict[str, str]) -> None:
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(netbox["NETBOX_URL"] + "/login/", timeout=30) as resp:
+        page = resp.read().decode()
+    css = page.split('href="/static/', 1)[1].split('"', 1)[0]
+    with opener.open(f"{netbox['NETBOX_URL']}/static/{css}", timeout=30) as resp:
+        assert resp.status == 200
+
+
+def test_fresh_gives_an_empty_netbox(netbox: dict[str, str]) -> None:
+    # Leave something behind so the reset is observable.
+    code, body = api(
+        netbox,
+        "/api/dcim/sites/",
+        method="POST",
+        body={"name": "netboxctl-test", "slug": "netboxctl-test"},
+    )
+    assert code == 201, body
+    started = time.monotonic()
+    ctl("up", "--fresh", timeout=300)
+    elapsed = time.monotonic() - started
+    assert elapsed < 60, f"up --fresh took {elapsed:.1f} s"
+    for path in ("/api/dcim/devices/", "/api/dcim/sites/"):
+        code, body = api(netbox, path)
+        assert code == 200, body
+        assert isinstance(body, dict) and body["count"] == 0, body
