@@ -70,14 +70,18 @@ def write(lab_dir: Path, files: dict[str, str], inventory_digest: str) -> WriteR
     wanted = dict(files)
     wanted[MANIFEST] = manifest_text(files, inventory_digest)
     made_dirs: set[Path] = set()
+    created = set(result.created)
     for rel in result.created + result.changed:
         target = lab_dir / rel
         if target.parent not in made_dirs:
             target.parent.mkdir(parents=True, exist_ok=True)
             made_dirs.add(target.parent)
+        if rel in created:
+            target.write_text(wanted[rel])  # nobody reads a file that did not exist yet
+            continue
         tmp = target.with_name(f".{target.name}.tmp")
         tmp.write_text(wanted[rel])
-        tmp.replace(target)
+        tmp.replace(target)  # readers see the old file or the new one, never half of one
     for rel in result.removed:
         (lab_dir / rel).unlink(missing_ok=True)
     return result

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
-from dtnlab.generators.secrets import API_USER, RUNTIME_USER, LabSecrets
-from dtnlab.inventory.model import Device, Lab, device_topics
-from dtnlab.inventory.source import FileSource
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.reasoncodes import ReasonCode
 
+from dtnlab.generators.secrets import API_USER, RUNTIME_USER, LabSecrets
+from dtnlab.inventory.model import Device, Lab, device_topics
+from dtnlab.inventory.source import FileSource
 from tests.broker import Broker, free_port, with_free_ports, write_broker_files
 from tests.conftest import DEMO_INVENTORY
 
