@@ -40,7 +40,7 @@ def schema_path() -> Path:
 def _python_patterns(node: Any) -> Any:
     """The schema with every regex rewritten for Python's `re` (see UNICODE_ALNUM)."""
     if isinstance(node, dict):
-        fixed = {}
+        fixed: dict[str, Any] = {}
         for key, value in node.items():
             if key == "pattern" and isinstance(value, str):
                 fixed[key] = value.replace(*UNICODE_ALNUM)
@@ -201,8 +201,12 @@ def check_topology(doc: dict[str, Any]) -> list[str]:
     """
     problems = schema_errors(doc)
     lab = str(doc.get("name", ""))
-    topology = doc.get("topology") if isinstance(doc.get("topology"), dict) else {}
-    nodes = topology.get("nodes") if isinstance(topology.get("nodes"), dict) else {}
+    topology: dict[str, Any] = doc.get("topology") or {}
+    if not isinstance(topology, dict):
+        return problems  # the schema has said what is wrong
+    nodes: dict[str, Any] = topology.get("nodes") or {}
+    if not isinstance(nodes, dict):
+        return problems
     for name, node in sorted(nodes.items()):
         problems.extend(_node_problems(lab, str(name), node or {}))
     for section in ("defaults", "groups", "kinds"):

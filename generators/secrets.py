@@ -18,6 +18,7 @@ API_USER = "dtn-api"
 PASSWORDS_FILE = "mqtt-passwords.json"
 JWT_KEY_FILE = "api-jwt.key"
 API_USERS_FILE = "api-users.json"
+DB_PASSWORD_FILE = "postgres.password"  # the containerlab database node's password
 DEVICE_PASSWORDS_DIR = "devices"  # one file per MQTT user, so a node sees only its own
 
 
@@ -70,6 +71,8 @@ def ensure_secrets(lab: Lab, folder: Path) -> LabSecrets:
         write_secret(folder / PASSWORDS_FILE, json.dumps(passwords, indent=1, sort_keys=True))
     changed = {u for u, pw in passwords.items() if stored.get(u) not in (None, pw)}
     _write_device_passwords(folder / DEVICE_PASSWORDS_DIR, passwords, changed)
+    if not (folder / DB_PASSWORD_FILE).exists():
+        write_secret(folder / DB_PASSWORD_FILE, secrets.token_urlsafe(24))
     jwt_path = folder / JWT_KEY_FILE
     if not jwt_path.exists():
         write_secret(jwt_path, secrets.token_urlsafe(48))

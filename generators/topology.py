@@ -9,8 +9,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
-
 from dtnlab.inventory.errors import InventoryError, Problem
 from dtnlab.inventory.model import Device, Lab, uns_path
 
@@ -27,17 +25,19 @@ from .platforms import (
 from .secrets import (
     API_USER,
     API_USERS_FILE,
+    DB_PASSWORD_FILE,
     DEVICE_PASSWORDS_DIR,
     JWT_KEY_FILE,
     RUNTIME_USER,
     LabSecrets,
 )
+from .yaml_text import to_yaml
 
 TOPOLOGY_FILE = "topology.clab.yml"
 STARTUP_DIR = "startup"
 SECRETS_DIR = "secrets"  # pipeline.SECRETS_DIR; not imported, pipeline imports this module
 SERVER_KEY_FILE = "server.key"  # written by tls.py into the secrets folder
-DB_PASSWORD_FILE = "postgres.password"  # expected in the secrets folder, mode 0600
+
 LAB_MOUNT = "/lab"  # where nodes see the lab folder (or the few files of it they get)
 BROKER, DATABASE, ENGINE, API = "broker", "database", "twin-engine", "api"
 SERVICES = (BROKER, DATABASE, ENGINE, API)  # also the order of their addresses, top down
@@ -98,16 +98,17 @@ def plan_mgmt(lab: Lab, problems: list[Problem]) -> MgmtPlan:
         problems.append(Problem("dtnlab", "settings", "mgmt_prefix",
                                 f"{net} is too small for the gateway and {len(SERVICES)} services"))
         return MgmtPlan()
-    first, last = net[1], net[-2]
-    devices: dict[str, Any] = {}
+    # Integers, so IPv4 and IPv6 share one code path.
+    first, last = int(net.network_address) + 1, int(net.broadcast_address) - 1
+    devices: dict[str, int] = {}
     for device in lab.devices:
         if not device.mgmt_address:
             continue
         ip = ipaddress.ip_interface(device.mgmt_address).ip
-        if ip.version == net.version and first <= ip <= last:
-            devices[device.id] = ip
+        if ip.version == net.version and first <= int(ip) <= last:
+            devices[device.id] = int(ip)
     used = set(devices.values())
-    services: dict[str, Any] = {}
+    services: dict[str, int] = {}
     candidate = last
     for name in SERVICES:
         while candidate in used and candidate > first:
@@ -122,16 +123,17 @@ def plan_mgmt(lab: Lab, problems: list[Problem]) -> MgmtPlan:
     gateway = None
     if first in used:
         # Docker puts the bridge on the first address unless told otherwise.
-        gateway = next((ip for ip in net.hosts() if ip not in used), None)
+        gateway = next((ip for ip in range(first, last + 1) if ip not in used), None)
         if gateway is None:
             problems.append(Problem("dtnlab", "settings", "mgmt_prefix",
                                     f"{net} has no free address left for the gateway"))
+    address = type(net.network_address)
     return MgmtPlan(
         subnet=str(net),
         version=net.version,
-        gateway=str(gateway) if gateway else None,
-        devices={k: str(v) for k, v in devices.items()},
-        services={k: str(v) for k, v in services.items()},
+        gateway=str(address(gateway)) if gateway is not None else None,
+        devices={k: str(address(v)) for k, v in devices.items()},
+        services={k: str(address(v)) for k, v in services.items()},
     )
 
 
@@ -214,7 +216,7 @@ def _runtime_node(lab: Lab, role: str, secret_files: list[str]) -> dict[str, Any
 def service_nodes(lab: Lab) -> dict[str, dict[str, Any]]:
     s = lab.settings
     db_password = f"{SECRETS_DIR}/{DB_PASSWORD_FILE}"
-    broker = {
+    broker: dict[str, Any] = {
         "kind": "linux",
         "image": BROKER_IMAGE,
         "binds": [
@@ -227,7 +229,7 @@ def service_nodes(lab: Lab) -> dict[str, dict[str, Any]]:
         ],
         "ports": [f"{s.mqtt_port}:{s.mqtt_port}", f"{s.mqtts_port}:{s.mqtts_port}"],
     }
-    database = {
+    database: dict[str, Any] = {
         "kind": "linux",
         "image": DATABASE_IMAGE,
         # The password comes from a file so it never appears in this topology or `docker inspect`;
@@ -486,10 +488,7 @@ def render_topology(lab: Lab, platforms: PlatformMap) -> dict[str, str]:
     document, startup = topology_document(lab, platforms)
     header = HEADER.format(lab=lab.name, file=TOPOLOGY_FILE, network=document["mgmt"]["network"],
                            mgmt=MGMT_INTERFACE, broker=long_name(lab.name, BROKER))
-    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # the C emitter: 10x at 10k nodes
-    text = yaml.dump(document, Dumper=dumper, sort_keys=True, default_flow_style=False,
-                     width=1000, allow_unicode=True)
-    return {TOPOLOGY_FILE: header + text, **startup}
+    return {TOPOLOGY_FILE: header + to_yaml(document), **startup}
 
 
 def renderer(platforms: PlatformMap) -> TopologyRenderer:

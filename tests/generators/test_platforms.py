@@ -98,7 +98,8 @@ default:
     assert pm.platforms["nokia_srlinux"].kind == "nokia_srlinux"  # the alias is normalised
     assert pm.platforms["nokia_srlinux"].image == default_platform_map().platforms[
         "nokia_srlinux"].image
-    assert pm.default.cmd == "sleep 1d" and pm.default.image == NODE_IMAGE
+    assert pm.default.cmd == "sleep 1d"
+    assert pm.default.image == NODE_IMAGE
     assert default_platform_map().platforms["linux-iot"].image == NODE_IMAGE  # not mutated
 
 

@@ -34,7 +34,8 @@ TWIN_PROFILE = {"period_s": 5, "heartbeat_s": 15, "metrics": {
 
 
 def netbox_data(devices: int, *, per_switch: int = 20, names: dict[int, str] | None = None,
-                mgmt_first: int = 10, iface_names: dict[int, str] | None = None,
+                mgmt_first: int = 10, mgmt_prefix: str = "172.31.0.0/22",
+                iface_names: dict[int, str] | None = None,
                 extra_cables: list[tuple[int, int]] | None = None) -> dict[str, Any]:
     """NetBox-shaped data: one core router, access switches under it, end devices under those.
 
@@ -50,7 +51,7 @@ def netbox_data(devices: int, *, per_switch: int = 20, names: dict[int, str] | N
         "dcim.sites": [{"id": 1, "name": "Plant Big", "slug": "plant-big"}],
         "dcim.locations": [], "dcim.racks": [], "dcim.devices": [], "dcim.interfaces": [],
         "dcim.cables": [], "ipam.ip-addresses": [],
-        "ipam.prefixes": [{"id": 1, "prefix": "172.31.0.0/22"},
+        "ipam.prefixes": [{"id": 1, "prefix": mgmt_prefix},
                           {"id": 2, "prefix": "10.0.0.0/8"}],
         "dcim.platforms": [{"id": i, "name": s, "slug": s} for i, s in
                            enumerate(["linux-router", "linux-bridge", "linux-iot"], start=1)],
@@ -71,7 +72,7 @@ def netbox_data(devices: int, *, per_switch: int = 20, names: dict[int, str] | N
             data["dcim.racks"].append({"id": loc, "name": f"R{loc}", "site": {"id": 1},
                                        "location": {"id": loc}})
     counters = {"iface": 0, "ip": 0, "cable": 0}
-    mgmt_net = ipaddress.ip_network("172.31.0.0/22")
+    mgmt_net = ipaddress.ip_network(mgmt_prefix)
 
     def add_iface(dev: int, name: str, mgmt: bool = False) -> int:
         counters["iface"] += 1
@@ -83,7 +84,7 @@ def netbox_data(devices: int, *, per_switch: int = 20, names: dict[int, str] | N
     def add_device(dev: int, role: int, platform: int, twinned: bool, rack: int | None) -> None:
         name = names.get(dev, f"dev-{dev:05d}")
         counters["ip"] += 1
-        address = f"{mgmt_net[mgmt_first + dev - 1]}/22"
+        address = f"{mgmt_net[mgmt_first + dev - 1]}/{mgmt_net.prefixlen}"
         mgmt_iface = add_iface(dev, "mgmt0", mgmt=True)
         data["ipam.ip-addresses"].append({"id": counters["ip"], "address": address,
                                           "assigned_object_type": "dcim.interface",
@@ -126,8 +127,12 @@ def netbox_data(devices: int, *, per_switch: int = 20, names: dict[int, str] | N
     return data
 
 
-def synthetic_lab(devices: int, **kwargs: Any) -> Lab:
-    settings = Settings(lab="big", mgmt_prefix=kwargs.pop("mgmt_prefix", "172.31.0.0/22"))
+def synthetic_lab(devices: int, *, lab_prefix: str | None = "172.31.0.0/22",
+                  **kwargs: Any) -> Lab:
+    """A lab built from netbox_data; `lab_prefix` is the lab's mgmt_prefix setting."""
+    settings = Settings(lab="big", mgmt_prefix=lab_prefix)
+    if lab_prefix:
+        kwargs.setdefault("mgmt_prefix", lab_prefix)
     return build_lab(netbox_data(devices, **kwargs), settings, "test")
 
 
@@ -209,9 +214,11 @@ def test_twinned_device_runs_the_emulator_with_only_its_own_files(
 
 def test_untwinned_core_switch_is_a_plain_node(demo_doc: dict[str, Any]) -> None:
     node = demo_doc["topology"]["nodes"]["aar-core-01"]
-    assert node["kind"] == "linux" and node["image"] == NODE_IMAGE
+    assert node["kind"] == "linux"
+    assert node["image"] == NODE_IMAGE
     assert node["cmd"] == "sleep infinity"
-    assert "binds" not in node and "env" not in node
+    assert "binds" not in node
+    assert "env" not in node
     assert node["labels"]["dtn.twinned"] == "false"
 
 
@@ -322,7 +329,7 @@ def test_synthetic_500_device_lab_is_valid(big: Lab) -> None:
 
 
 def test_synthetic_lab_without_mgmt_prefix_leaves_addresses_to_docker() -> None:
-    doc, _ = topology_document(synthetic_lab(30, mgmt_prefix=None), load_platform_map(None))
+    doc, _ = topology_document(synthetic_lab(30, lab_prefix=None), load_platform_map(None))
     assert doc["mgmt"] == {"network": "dtn-big"}
     assert not any("mgmt-ipv4" in n for n in doc["topology"]["nodes"].values())
     assert check_topology(doc) == []
@@ -398,7 +405,8 @@ def test_user_platform_map_changes_kinds_and_interface_names(
     core = nodes["aar-core-01"]
     assert (core["kind"], core["image"], core["startup-config"]) == (
         "arista_ceos", "ceos:4.32.0F", "startup/aar-core-01.cfg")
-    assert "cmd" not in core and "binds" not in core
+    assert "cmd" not in core
+    assert "binds" not in core
     config = files["startup/aar-core-01.cfg"]
     assert "hostname aar-core-01" in config
     assert "interface Ethernet3\n   description eth24\n   no switchport\n" \
@@ -410,8 +418,10 @@ def test_user_platform_map_changes_kinds_and_interface_names(
             "brn-core-01:eth2"} <= endpoints
     # Twinned devices on a network OS get an emulator sidecar on the management network.
     switch, sidecar = nodes["aar-l1-sw-01"], nodes["aar-l1-sw-01-twin"]
-    assert switch["kind"] == "nokia_srlinux" and "cmd" not in switch
-    assert sidecar["kind"] == "linux" and sidecar["image"] == NODE_IMAGE
+    assert switch["kind"] == "nokia_srlinux"
+    assert "cmd" not in switch
+    assert sidecar["kind"] == "linux"
+    assert sidecar["image"] == NODE_IMAGE
     assert sidecar["cmd"].endswith("--device aar-l1-sw-01")
     assert sidecar["labels"]["dtn.sidecar-of"] == "aar-l1-sw-01"
     assert "nokia" not in nodes["aar-l1-c1-plc-01"]["image"]
@@ -448,7 +458,8 @@ def test_docker_run_plan_binds_exist_in_a_generated_lab(demo: Lab, tmp_path: Pat
     for container in plan:
         for bind in container["binds"]:
             host = Path(bind.split(":")[0])
-            assert host.is_absolute() and host.exists(), f"{container['name']}: {bind}"
+            assert host.is_absolute(), f"{container['name']}: {bind}"
+            assert host.exists(), f"{container['name']}: {bind}"
             assert host == tmp_path or tmp_path in host.parents
     by_name = {p["hostname"]: p for p in plan}
     plc = by_name["aar-l1-c1-plc-01"]
@@ -458,7 +469,8 @@ def test_docker_run_plan_binds_exist_in_a_generated_lab(demo: Lab, tmp_path: Pat
     assert plc["env"]["CLAB_LABEL_DTN_UNS"] == plc["labels"]["dtn.uns"]
     assert plc["env"]["CLAB_INTFS"] == "1"
     assert by_name["aar-l1-sw-01"]["env"]["CLAB_INTFS"] == "9"
-    assert plc["ipv4_address"] == "172.30.0.13" and plc["network"] == "dtn-demo-plant"
+    assert plc["ipv4_address"] == "172.30.0.13"
+    assert plc["network"] == "dtn-demo-plant"
     # An emulator sees its own twin, password and the public CA only.
     hosts = {Path(b.split(":")[0]).relative_to(tmp_path).as_posix() for b in plc["binds"]}
     assert hosts == {"twins/aar-l1-c1-plc-01.json", "runtime.json", "mosquitto/certs/ca.crt",
@@ -477,3 +489,23 @@ def test_docker_run_plan_of_a_sidecar_lab(demo: Lab, network_os_map: PlatformMap
         for bind in container["binds"]:
             assert Path(bind.split(":")[0]).exists(), f"{container['name']}: {bind}"
     assert (tmp_path / "startup" / "aar-core-01.cfg").exists()
+
+
+# -- the YAML writer -----------------------------------------------------------------------------
+TRICKY = ["22:22", "true", "yes", "No", "null", "~", "1e3", "0o17", "0x1F", ".inf", "1_000",
+          "12:30:00", "2024-01-01", "", " x", "x ", "a: b", "a #b", "x:", "#x", "-x", "- a", "@x",
+          "*x", "&a", "!t", "%x", "[a]", "{b}", "=", "<<", '"q"', "'s'", "tab\there", "x\n y",
+          "\u2028", "Kühlraum 2", "a:b", "a,b", "50%", "python -m x --lab /lab", "é"]
+
+
+def test_yaml_writer_round_trips_tricky_scalars() -> None:
+    doc = {"plain": TRICKY, "keys": {t: t for t in TRICKY}, "empty": {}, "none": [],
+           "values": [None, False, 0, 1.5, float("inf")], "nested": [[1, 2], {"x": [{"y": 1}]}]}
+    assert yaml.safe_load(topology.to_yaml(doc)) == doc
+
+
+def test_yaml_writer_matches_pyyaml_data_for_the_demo(demo: Lab) -> None:
+    doc, _ = topology_document(demo, load_platform_map(None))
+    text = topology.to_yaml(doc)
+    assert yaml.safe_load(text) == doc
+    assert text.replace('"', "'") == yaml.safe_dump(doc, sort_keys=True, width=1000)
