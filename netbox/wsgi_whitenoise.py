@@ -5,6 +5,7 @@ from __future__ import annotations
 # This directory goes on gunicorn's --pythonpath; `netbox` below must resolve to the installed
 # NetBox package, which it does because this directory holds no `netbox` module of its own.
 from django.conf import settings
+from django.db import connections
 from netbox.wsgi import application as netbox_application
 from whitenoise import WhiteNoise
 
@@ -18,3 +19,6 @@ application = WhiteNoise(
     autorefresh=False,
     max_age=3600,
 )
+
+# gunicorn --preload forks workers from this process: no database socket may be shared.
+connections.close_all()
