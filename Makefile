@@ -7,7 +7,8 @@ INSTALLED := $(VENV)/.installed
 INVENTORY ?= labs/demo-plant/inventory.yaml
 LAB_ARGS := --inventory $(INVENTORY)
 # Debian packages the lab and the tests use: the real broker, NetBox's build needs, a browser.
-APT_PACKAGES := mosquitto mosquitto-clients gcc libpq-dev iproute2 chromium chromium-driver
+APT_PACKAGES := mosquitto mosquitto-clients gcc libpq-dev iproute2 iptables iputils-ping \
+                chromium chromium-driver
 
 .PHONY: help setup system-packages generate validate diff lab up down status regen test \
         test-fast lint golden bench clean

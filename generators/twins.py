@@ -89,7 +89,10 @@ def runtime_config(lab: Lab) -> dict[str, Any]:
         "twins": [d.id for d in lab.twins],
         "topology": {
             "nodes": [{"id": d.id, "name": d.name, "role": d.role, "twinned": d.twinned,
-                       "uns_path": uns_path(lab, d)} for d in lab.devices],
+                       "uns_path": uns_path(lab, d), "mgmt_address": d.mgmt_address,
+                       "interfaces": {i.name: list(i.addresses) for i in d.interfaces
+                                      if not i.mgmt_only}}
+                      for d in lab.devices],
             "links": [{"a": lk.a.device, "a_interface": lk.a.interface, "b": lk.b.device,
                        "b_interface": lk.b.interface, "label": lk.label,
                        "impairment": lk.impairment} for lk in lab.links],
