@@ -56,7 +56,7 @@ status: setup
 	$(BIN)/dtnlab status $(LAB_ARGS)
 
 regen: setup
-	$(BIN)/dtnlab generate $(LAB_ARGS)
+	$(BIN)/dtnlab regen $(LAB_ARGS)
 
 # Every test, against the real services; pytest's "no tests collected" (5) fails too.
 test: setup netbox

@@ -7,10 +7,11 @@ import logging
 import sys
 
 from dtnlab.inventory.errors import InventoryError
+from dtnlab.inventory.netbox_client import NetBoxError
 
-from .commands import generate
+from .commands import generate, lab, link, netbox, regen
 
-COMMAND_GROUPS = (generate,)
+COMMAND_GROUPS = (generate, lab, link, netbox, regen)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,6 +32,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except InventoryError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except NetBoxError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:

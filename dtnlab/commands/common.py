@@ -9,6 +9,9 @@ from pathlib import Path
 
 from dtnlab.inventory.model import Lab
 from dtnlab.inventory.source import FileSource
+from dtnlab.regen import override_settings
+
+from .netbox import add_netbox_options
 
 DEFAULT_INVENTORY = Path("labs/demo-plant/inventory.yaml")
 
@@ -21,14 +24,18 @@ def add_inventory_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lab", "-l", help="lab name (default: from the inventory)")
     parser.add_argument("--labs-dir", type=Path, default=Path("labs"),
                         help="folder that holds one folder per lab (default: %(default)s)")
+    parser.add_argument("--set", dest="settings", action="append", default=[],
+                        metavar="KEY=VALUE", help="override a lab setting: mqtt_port, "
+                        "mqtts_port, api_port, enterprise, enterprise_name (repeatable)")
+    add_netbox_options(parser)
 
 
 def load_lab(args: argparse.Namespace) -> Lab:
     """Load the lab from the chosen source; the NetBox source plugs in here."""
     source = getattr(args, "source_factory", None)
-    if source is not None:
-        return source(args).load()  # type: ignore[no-any-return]
-    return FileSource(args.inventory, args.lab).load()
+    lab: Lab = source(args).load() if source is not None else FileSource(
+        args.inventory, args.lab).load()
+    return override_settings(lab, getattr(args, "settings", None) or [])
 
 
 def lab_dir(args: argparse.Namespace, lab: Lab) -> Path:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 
 from dtnlab.generators import writer
 from dtnlab.generators.pipeline import render_lab
 
 from .common import add_inventory_options, lab_dir, load_lab, progress
+from .regen import cmd_diff as diff_with_plan
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -52,9 +52,4 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
-    lab = load_lab(args)
-    folder = lab_dir(args, lab)
-    rendered = render_lab(lab, folder)
-    text = writer.unified_diff(folder, rendered.files, rendered.inventory_digest)
-    sys.stdout.write(text)
-    return 1 if text else 0
+    return diff_with_plan(args)  # files, then the running lab's twins; writes nothing

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .signals import BoolSignal, NumericSignal, StrSignal
+from .faults import FaultError
+from .signals import BoolSignal, NumericSignal, StrSignal, clamp
 
 if TYPE_CHECKING:
     from .device import DeviceEmulator
@@ -17,16 +18,16 @@ class Rejected(Exception):
     """The command is known but cannot be done with these arguments."""
 
 
-def _ping(device: DeviceEmulator, args: dict[str, Any]) -> str:
+def _ping(device: DeviceEmulator, args: dict[str, Any], command_id: str) -> str:
     return "pong"
 
 
-def _identify(device: DeviceEmulator, args: dict[str, Any]) -> str:
-    return f"{device.spec.id} at {device.spec.uns_path}"
+def _identify(device: DeviceEmulator, args: dict[str, Any], command_id: str) -> str:
+    return f"{device.profile.id} at {device.profile.uns_path}"
 
 
-def _run_state(running: bool) -> Callable[[DeviceEmulator, dict[str, Any]], str]:
-    def command(device: DeviceEmulator, args: dict[str, Any]) -> str:
+def _run_state(running: bool) -> Callable[[DeviceEmulator, dict[str, Any], str], str]:
+    def command(device: DeviceEmulator, args: dict[str, Any], command_id: str) -> str:
         for signal in device.signals.values():
             if isinstance(signal, BoolSignal):
                 signal.pinned = running
@@ -36,7 +37,7 @@ def _run_state(running: bool) -> Callable[[DeviceEmulator, dict[str, Any]], str]
     return command
 
 
-def _set_period(device: DeviceEmulator, args: dict[str, Any]) -> str:
+def _set_period(device: DeviceEmulator, args: dict[str, Any], command_id: str) -> str:
     try:
         period = float(args["period_s"])
     except (KeyError, TypeError, ValueError):
@@ -47,7 +48,7 @@ def _set_period(device: DeviceEmulator, args: dict[str, Any]) -> str:
     return f"period_s={period}"
 
 
-def _setpoint(device: DeviceEmulator, args: dict[str, Any]) -> str:
+def _setpoint(device: DeviceEmulator, args: dict[str, Any], command_id: str) -> str:
     name = args.get("metric")
     signal = device.signals.get(str(name))
     if not isinstance(signal, NumericSignal):
@@ -57,18 +58,34 @@ def _setpoint(device: DeviceEmulator, args: dict[str, Any]) -> str:
     except (KeyError, TypeError, ValueError):
         raise Rejected("args.value must be a number") from None
     metric = signal.metric
-    if metric.clamp(value) != value:
+    if clamp(metric, value) != value:
         raise Rejected(f"{value} is outside {metric.min}..{metric.max}")
     signal.offset = value - signal.center
     return f"{name}={value}"
 
 
-def _reboot(device: DeviceEmulator, args: dict[str, Any]) -> str:
+def _reboot(device: DeviceEmulator, args: dict[str, Any], command_id: str) -> str:
     device.reboot()
     return "rebooting"
 
 
-COMMANDS: dict[str, Callable[[DeviceEmulator, dict[str, Any]], str]] = {
+def _fault(device: DeviceEmulator, args: dict[str, Any], command_id: str) -> str:
+    """The MQTT fault channel: a node that shares no folder with the CLI takes faults here.
+
+    An offline device cannot hear `recover`, so offline over MQTT must say when it ends.
+    """
+    kind = str(args.get("fault", ""))
+    if kind == "offline" and args.get("duration_s") is None:
+        raise Rejected("offline over MQTT needs args.duration_s: the device cannot hear "
+                       "recover while it is offline")
+    try:
+        device.inject(kind, {k: v for k, v in args.items() if k != "fault"}, command_id)
+    except FaultError as exc:
+        raise Rejected(str(exc)) from None
+    return f"fault {kind}"
+
+
+COMMANDS: dict[str, Callable[[DeviceEmulator, dict[str, Any], str], str]] = {
     "ping": _ping,
     "identify": _identify,
     "start": _run_state(True),
@@ -76,15 +93,17 @@ COMMANDS: dict[str, Callable[[DeviceEmulator, dict[str, Any]], str]] = {
     "set_period": _set_period,
     "setpoint": _setpoint,
     "reboot": _reboot,
+    "fault": _fault,
 }
 
 
-def execute(device: DeviceEmulator, name: str, args: dict[str, Any]) -> tuple[str, str]:
+def execute(device: DeviceEmulator, name: str, args: dict[str, Any],
+            command_id: str = "") -> tuple[str, str]:
     """Run one command; return (result, detail) with result "ok" or "rejected"."""
     command = COMMANDS.get(name)
     if command is None:
         return "rejected", f"unknown command {name!r}; commands are {', '.join(COMMANDS)}"
     try:
-        return "ok", command(device, args)
+        return "ok", command(device, args, command_id)
     except Rejected as exc:
         return "rejected", str(exc)

@@ -1,15 +1,13 @@
-"""The fault control channel: a request file per device in run/faults/, or a retained MQTT topic.
+"""The fault control channel of the local provider: one request file per device in run/faults/.
 
 A request is JSON {"id": str, "fault": kind, "args": {...}, "ts": epoch s}. It is the device's
 desired fault, not an event: an emulator that (re)starts applies what is there, and a request is
-applied once per id. Each emulator process reports what it applied in run/emulator/<name>.json,
-which is how `dtnlab fault` knows the fault took effect.
+applied once per id. `request_fault()` writes run/faults/<device>.json atomically; every emulator
+process polls the folder (every 0.2 s) and applies the requests for its own devices, then reports
+what it applied in run/emulator/<name>.json, which is how `dtnlab fault` knows it took effect.
 
-- file channel (the local provider): `request_fault()` writes run/faults/<device>.json atomically;
-  every emulator process polls the folder and applies the requests for its own devices.
-- MQTT channel (containerlab nodes, which share no folder): the same JSON, retained, on
-  `<enterprise>/_lab/fault/<device>`; an emulator started with `--control-user USER` subscribes
-  with that identity, which the broker's ACL must let read `<enterprise>/_lab/fault/#`.
+Nodes that share no folder with the CLI (containerlab) take the same faults over MQTT as the
+`fault` command on the device's own command topic (see commands.py), acked like any command.
 """
 
 from __future__ import annotations
@@ -30,12 +28,7 @@ log = logging.getLogger(__name__)
 
 FAULTS_DIR = Path("run/faults")
 STATUS_DIR = Path("run/emulator")
-CONTROL_LEVEL = "_lab/fault"
 STALE_SPIKE_S = 30.0  # a spike requested this long ago is history, not a wish
-
-
-def fault_topic(enterprise: str, device_id: str) -> str:
-    return f"{enterprise}/{CONTROL_LEVEL}/{device_id}"
 
 
 def fault_request(kind: str, args: dict[str, Any] | None = None) -> dict[str, Any]:

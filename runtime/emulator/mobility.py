@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 import random
 
-from .signals import MetricSpec
+from ..labfiles import MetricSpec
+from .signals import band
 
 DEFAULT_AREA = (0.0, 200.0, 0.0, 100.0)  # x min, x max, y min, y max in metres
 DWELL_PERIODS = (3, 8)
@@ -42,7 +43,7 @@ class AgvMotion:
         self.positions = cell_positions(cells or ("home",), metrics.get("x"), metrics.get("y"))
         self.cells = list(self.positions)
         speed = metrics.get("speed")
-        lo, hi = speed.band() if speed is not None else (0.0, 1.5)
+        lo, hi = band(speed) if speed is not None else (0.0, 1.5)
         self.cruise = lo + (hi - lo) * 0.7
         self.cell: str | None = rng.choice(self.cells)
         self.x, self.y = self.positions[self.cell]

@@ -1,4 +1,4 @@
-"""A lean MQTT 3.1.1 client on an asyncio Protocol: one object per connection, no thread, no task."""
+"""A lean MQTT 3.1.1 client on an asyncio Protocol: one object per connection, no thread."""
 
 from __future__ import annotations
 
@@ -240,11 +240,20 @@ class MqttConnection(asyncio.Protocol):
 
 
 async def open_connection(connection: MqttConnection, host: str, port: int,
-                          tls: ssl.SSLContext | None = None, timeout: float = 10.0) -> bool:
-    """Connect `connection` and wait for CONNACK; return whether the broker kept a session."""
+                          tls: ssl.SSLContext | None = None, timeout: float = 10.0,
+                          gate: asyncio.Semaphore | None = None) -> bool:
+    """Connect `connection` and wait for CONNACK; return whether the broker kept a session.
+
+    `gate` bounds only the TCP (and TLS) handshakes in flight, which wait in the broker's
+    listen backlog; the CONNACK wait happens outside it.
+    """
     loop = asyncio.get_running_loop()
-    await asyncio.wait_for(loop.create_connection(lambda: connection, host, port, ssl=tls),
-                           timeout)
+    handshake = loop.create_connection(lambda: connection, host, port, ssl=tls)
+    if gate is None:
+        await asyncio.wait_for(handshake, timeout)
+    else:
+        async with gate:
+            await asyncio.wait_for(handshake, timeout)
     try:
         return await asyncio.wait_for(connection.connack, timeout)
     except BaseException:

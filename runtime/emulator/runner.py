@@ -3,35 +3,29 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import os
 import signal
+import ssl
 import time
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .control import (
-    STATUS_DIR,
-    FaultFolderWatcher,
-    FaultInbox,
-    fault_topic,
-    write_atomic,
-)
+from ..reconcile import lab_digest
+from . import reload as lab_reload
+from .control import STATUS_DIR, FaultFolderWatcher, FaultInbox, write_atomic
 from .device import DeviceEmulator
 from .faults import FaultError
-from .mqtt import MqttConnection, MqttError, open_connection
 from .signals import DAY_S
-from .spec import BrokerSpec, DeviceSpec, broker_spec, load_devices, read_password
+from .spec import read_password, read_runtime, select_devices, tls_context
 
 log = logging.getLogger(__name__)
 
 CONTROL_POLL_S = 0.2
 STATUS_EVERY_S = 1.0
-MAX_CONNECTING = 200  # concurrent connection attempts per process: bounds the broker's backlog
+MAX_CONNECTING = 64  # TCP handshakes in flight per process: mosquitto listens with backlog 100
 STOP_GRACE_S = 3.0
 
 
@@ -42,15 +36,14 @@ class EmulatorOptions:
     Args:
         device_ids: only these devices (default: every twin of the lab).
         shard: (k, n): only devices whose id hashes to k modulo n, 0 <= k < n.
-        tls: connect to the broker's TLS listener with the lab CA.
-        control_user: also take fault requests over MQTT with this identity.
+        tls: connect to the broker's TLS listener, verified with the lab CA.
+        day_s: length of the daily cycle in seconds.
         name: the process's name in run/emulator/<name>.json.
     """
 
     device_ids: tuple[str, ...] = ()
     shard: tuple[int, int] | None = None
     tls: bool = False
-    control_user: str | None = None
     day_s: float = DAY_S
     name: str = ""
 
@@ -61,34 +54,26 @@ class EmulatorOptions:
         return f"emulator-{self.shard[0]}-of-{self.shard[1]}" if self.shard else "emulator"
 
 
-def in_shard(device_id: str, shard: tuple[int, int] | None) -> bool:
-    """Stable across regenerations: adding a device never moves the others."""
-    return shard is None or zlib.crc32(device_id.encode()) % shard[1] == shard[0]
-
-
-def parse_shard(text: str) -> tuple[int, int]:
-    k, _, n = text.partition("/")
-    shard = (int(k), int(n))
-    if not 0 <= shard[0] < shard[1]:
-        raise ValueError(f"shard {text!r}: expected K/N with 0 <= K < N")
-    return shard
-
-
 class EmulatorProcess:
     """Owns the devices of one process and everything they share."""
 
     def __init__(self, lab_dir: Path, options: EmulatorOptions) -> None:
         self.lab_dir = lab_dir
         self.options = options
-        self.broker: BrokerSpec = broker_spec(lab_dir)
-        specs = [s for s in load_devices(lab_dir, list(options.device_ids))
-                 if in_shard(s.id, options.shard)]
-        self.specs: list[DeviceSpec] = specs
+        runtime = read_runtime(lab_dir)  # not kept: its topology is megabytes on a big lab
+        self.broker = runtime.broker
+        self.profiles = select_devices(lab_dir, runtime, list(options.device_ids), options.shard)
         self.devices: dict[str, DeviceEmulator] = {}
-        self.inbox = FaultInbox(self._apply_fault, {s.id for s in specs})
+        self.inbox = FaultInbox(self._apply_fault, {p.id for p in self.profiles})
         self.status_path = lab_dir / STATUS_DIR / f"{options.process_name}.json"
         self.started = time.time()
         self.connected_in_s: float | None = None
+        # what a reload needs to start devices like run() did
+        self.tasks: dict[str, asyncio.Task[None]] = {}
+        self.gate: asyncio.Semaphore | None = None
+        self.tls: ssl.SSLContext | None = None
+        self.lab_sha256 = lab_digest(lab_dir)
+        self._reloading = asyncio.Lock()
 
     def _apply_fault(self, device_id: str, kind: str, args: dict[str, Any],
                      request_id: str) -> str:
@@ -107,77 +92,74 @@ class EmulatorProcess:
             "connected": sum(d.connected for d in devices),
             "published": sum(d.published for d in devices),
             "connected_in_s": self.connected_in_s,
-            "active_faults": {d.spec.id: d.fault_kind for d in devices if d.fault_kind},
-            "faults": self.inbox.results,
+            "active_faults": {d.profile.id: d.fault_kind for d in devices if d.fault_kind},
+            "faults": self.inbox.results, "lab_sha256": self.lab_sha256,
         }
 
     def write_status(self) -> None:
         write_atomic(self.status_path, json.dumps(self.status(), sort_keys=True))
 
     async def run(self, stop: asyncio.Event) -> None:
-        tls = self.broker.tls_context() if self.options.tls else None
+        """Run every device until `stop` is set, then leave the broker cleanly."""
+        ca_file = self.lab_dir / self.broker.ca_file if self.broker.ca_file else None
+        tls = tls_context(ca_file) if self.options.tls else None
         gate = asyncio.Semaphore(MAX_CONNECTING)
-        for spec in self.specs:
-            password = read_password(self.lab_dir, spec.mqtt_user)
-            self.devices[spec.id] = DeviceEmulator(spec, password, self.broker, gate, tls,
-                                                   day_s=self.options.day_s)
-        log.info("%s: %d devices, broker %s:%s", self.options.process_name, len(self.devices),
-                 self.broker.host, self.broker.tls_port if tls else self.broker.port)
-        tasks = [asyncio.create_task(d.run(), name=d.spec.id) for d in self.devices.values()]
-        watcher = FaultFolderWatcher(self.lab_dir, self.inbox)
-        helpers = [asyncio.create_task(self._control_loop(watcher, stop))]
-        if self.options.control_user:
-            helpers.append(asyncio.create_task(self._mqtt_control(self.options.control_user)))
+        self.tls, self.gate = tls, gate
+        broker = self.broker
+        for profile in self.profiles:
+            password = read_password(self.lab_dir, profile.mqtt_user)
+            self.devices[profile.id] = DeviceEmulator(profile, password, broker, gate, tls,
+                                                      day_s=self.options.day_s)
+        log.info("%s: %d devices, broker %s:%s%s", self.options.process_name, len(self.devices),
+                 broker.host, broker.tls_port if tls else broker.port, " (TLS)" if tls else "")
+        self.tasks = {d.profile.id: asyncio.create_task(d.run(), name=d.profile.id)
+                      for d in self.devices.values()}
+        control = asyncio.create_task(self._control_loop(FaultFolderWatcher(self.lab_dir,
+                                                                            self.inbox), stop))
         try:
             await stop.wait()
         finally:
-            await asyncio.gather(*(d.stop() for d in self.devices.values()))
-            closing = [d.connection.closed for d in self.devices.values() if d.connection]
-            if closing:
-                await asyncio.wait(closing, timeout=STOP_GRACE_S)
-            for task in tasks + helpers:
+            tasks = list(self.tasks.values())  # with those reloads started
+            for device in self.devices.values():
+                device.stop()
+            if tasks:
+                await asyncio.wait(tasks, timeout=STOP_GRACE_S)
+            for task in [*tasks, control]:
                 task.cancel()
-            await asyncio.gather(*tasks, *helpers, return_exceptions=True)
+            await asyncio.gather(*tasks, control, return_exceptions=True)
             self.write_status()
 
+    async def reload(self) -> None:
+        """SIGHUP: bring this process's devices in step with the lab folder (reload.py)."""
+        async with self._reloading:
+            digest = lab_digest(self.lab_dir)
+            if await lab_reload.reload(self) is not None:
+                self.lab_sha256 = digest
+                self.write_status()
+
     async def _control_loop(self, watcher: FaultFolderWatcher, stop: asyncio.Event) -> None:
-        next_status = 0.0
+        """Apply fault requests; write the status file every second and log what changed."""
+        next_status, all_connected = 0.0, False
+        name, total = self.options.process_name, len(self.devices)
         while not stop.is_set():
+            total = len(self.devices)  # a reload adds or removes some
             applied = watcher.poll()
             now = time.monotonic()
-            if self.connected_in_s is None and self.devices and all(
-                    d.connected for d in self.devices.values()):
-                self.connected_in_s = round(time.time() - self.started, 3)
-                log.info("%s: all %d devices connected in %.2fs", self.options.process_name,
-                         len(self.devices), self.connected_in_s)
-            if applied or now >= next_status:
-                self.write_status()
+            if applied or now >= next_status or not all_connected:  # connecting: finer
+                status = self.status()
+                if (status["connected"] == total) != all_connected:
+                    all_connected = not all_connected
+                    if all_connected and self.connected_in_s is None:
+                        self.connected_in_s = status["connected_in_s"] = round(
+                            time.time() - self.started, 3)
+                        log.info("%s: all %d devices connected in %.2fs", name, total,
+                                 self.connected_in_s)
+                    else:
+                        log.info("%s: %d of %d devices connected", name, status["connected"],
+                                 total)
+                write_atomic(self.status_path, json.dumps(status, sort_keys=True))
                 next_status = now + STATUS_EVERY_S
             await asyncio.sleep(CONTROL_POLL_S)
-
-    async def _mqtt_control(self, user: str) -> None:
-        """Fault requests over MQTT, for emulators that share no folder with the CLI."""
-        prefix = fault_topic(self.broker.enterprise, "")
-
-        def on_message(topic: str, payload: bytes) -> None:
-            with contextlib.suppress(ValueError):
-                self.inbox.offer(topic.removeprefix(prefix), json.loads(payload))
-
-        password = read_password(self.lab_dir, user)
-        while True:
-            connection = MqttConnection(f"{self.options.process_name}-control-{os.getpid()}",
-                                        user, password, keepalive=30, on_message=on_message)
-            try:
-                await open_connection(connection, self.broker.host, self.broker.port)
-                await connection.subscribe([(prefix + "+", 1)])
-            except (OSError, MqttError, TimeoutError) as exc:
-                log.warning("fault control over MQTT unavailable: %s", exc)
-                connection.abort()
-                await asyncio.sleep(2.0)
-                continue
-            while not connection.closed.done():
-                connection.keep_alive(time.monotonic())
-                await asyncio.wait([connection.closed], timeout=5.0)
 
 
 def run(lab_dir: Path, options: EmulatorOptions) -> int:
@@ -189,7 +171,15 @@ def run(lab_dir: Path, options: EmulatorOptions) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         process = EmulatorProcess(lab_dir, options)
-        if not process.specs:
+        reloads: set[asyncio.Task[None]] = set()
+
+        def on_reload() -> None:
+            task = loop.create_task(process.reload(), name="reload")
+            reloads.add(task)  # the loop keeps only a weak reference
+            task.add_done_callback(reloads.discard)
+
+        loop.add_signal_handler(signal.SIGHUP, on_reload)
+        if not process.profiles:
             log.warning("%s: no devices to emulate", options.process_name)
         await process.run(stop)
 

@@ -60,7 +60,8 @@ class NumericSignal:
         decay = math.exp(-dt / WANDER_TAU_S)
         self.wander = (self.wander * decay
                        + self.rng.gauss(0.0, WANDER_SD * self.span * math.sqrt(1 - decay * decay)))
-        daily = DAILY_AMPLITUDE * self.span * math.sin(2 * math.pi * (now / self.day_s + self.phase))
+        angle = 2 * math.pi * (now / self.day_s + self.phase)
+        daily = DAILY_AMPLITUDE * self.span * math.sin(angle)
         noise = self.rng.gauss(0.0, NOISE_SD * self.span)
         value = self.center + self.offset + daily + self.wander + noise
         return cast(self.metric, clamp(self.metric, value))

@@ -13,7 +13,7 @@ class AnomalyConfig:
 
     window: int = 120
     warmup: int = 30
-    refresh: int = 10
+    refresh: int = 30
     threshold: float = 6.0  # robust standard deviations (1.4826 * MAD)
     clear_after: int = 5  # consecutive ordinary samples that resolve an anomaly
 
@@ -70,7 +70,7 @@ class RobustDetector:
         ordered = sorted(self.buf)
         half = len(ordered) // 2
         med = ordered[half] if len(ordered) % 2 else (ordered[half - 1] + ordered[half]) / 2
-        dev = sorted(abs(v - med) for v in ordered)
+        dev = sorted([abs(v - med) for v in ordered])
         mad = dev[half] if len(dev) % 2 else (dev[half - 1] + dev[half]) / 2
         self.median = med
         self.scale = max(1.4826 * mad, self.floor)

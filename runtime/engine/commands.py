@@ -37,6 +37,10 @@ class Commands:
         self._pending: dict[str, tuple[Future[dict[str, Any]], float, dict[str, Any]]] = {}
         self._lock = threading.Lock()
 
+    def set_topics(self, command_topics: dict[str, str]) -> None:
+        """Replace the device -> command topic map (after a reload of the lab)."""
+        self._topics = dict(command_topics)
+
     def send(self, device: str, command: str, args: dict[str, Any] | None = None,
              timeout: float = 10.0) -> Future[dict[str, Any]]:
         """Publish a command (QoS 1); the future gets the ack, or CommandTimeout.

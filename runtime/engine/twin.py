@@ -105,7 +105,7 @@ class Twin:
         if not self.error and self.invalid_streak >= self._hyst.invalid_to_error:
             self.error = True
             text = f"{self.invalid_streak} invalid messages in a row ({reason})"
-            self._book.raise_(self.id, "", al.INVALID_DATA, "major", text, now)
+            self._raise("", al.INVALID_DATA, "major", text, now)
             self._evaluate(now, text)
 
     def on_status(self, online: bool, now: float) -> None:
@@ -116,15 +116,14 @@ class Twin:
             self._evaluate(now, "birth message")
         elif self.online:
             self.online = False
-            self._book.raise_(self.id, "", al.OFFLINE, "warning", "status offline (last will)",
-                              now)
+            self._raise("", al.OFFLINE, "warning", "status offline (last will)", now)
             self._evaluate(now, "status offline (last will or clean stop)")
 
     def check_heartbeat(self, now: float) -> None:
         if self.online and now - self.last_seen > self.cfg.heartbeat_s:
             self.online = False
             text = f"no message for {self.cfg.heartbeat_s:g}s (heartbeat timeout)"
-            self._book.raise_(self.id, "", al.OFFLINE, "warning", text, now)
+            self._raise("", al.OFFLINE, "warning", text, now)
             self._evaluate(now, text)
 
     def set_maintenance(self, on: bool, who: str, now: float) -> None:
@@ -158,16 +157,20 @@ class Twin:
             self.state, self.since, self.reason = new, now, reason
             self._on_transition(self, old, new, reason, now)
 
+    def _raise(self, metric: str, kind: str, severity: str, text: str, now: float) -> None:
+        if self.maintenance is None:  # a twin in maintenance raises nothing
+            self._book.raise_(self.id, metric, kind, severity, text, now)
+
     def _band_alert(self, band: Band, now: float) -> None:
         if band.level == 0:
             self._book.resolve(self.id, band.name, al.THRESHOLD, band.describe(), now)
-        elif self.maintenance is None:
+        else:
             severity = "warning" if band.level == 1 else "critical"
-            self._book.raise_(self.id, band.name, al.THRESHOLD, severity, band.describe(), now)
+            self._raise(band.name, al.THRESHOLD, severity, band.describe(), now)
 
     def _anomaly_alert(self, det: RobustDetector, now: float) -> None:
-        if det.active and self.maintenance is None:
-            self._book.raise_(self.id, det.name, al.ANOMALY, "warning", det.describe(), now)
+        if det.active:
+            self._raise(det.name, al.ANOMALY, "warning", det.describe(), now)
         elif not det.active:
             self._book.resolve(self.id, det.name, al.ANOMALY, "back near the median", now)
 

@@ -8,13 +8,16 @@ from typing import Any
 
 TelemetryMsg = tuple[float, str, dict[str, Any]]  # (ts, device, {metric: value})
 TransitionRow = tuple[float, str, str, str, str]  # (ts, device, from, to, reason)
-TelemetryRow = tuple[float, str, str, float | None, str | None]  # ts, device, metric, value, text
 ALERT_FIELDS = ("id", "device", "metric", "kind", "severity", "message", "raised_at",
                 "resolved_at", "acked_at", "acked_by")
 
 
 class StoreUnavailable(Exception):
-    """The database cannot be reached or refused the write; the batch is kept for later."""
+    """The database cannot be reached or failed to write; the batch is kept for later."""
+
+
+class BatchRejected(Exception):
+    """The database refused the batch's data itself: retrying it would never succeed."""
 
 
 @dataclass
@@ -34,32 +37,6 @@ class Batch:
         self.alerts += other.alerts
 
 
-def telemetry_rows(
-    msgs: list[TelemetryMsg],
-) -> tuple[list[TelemetryRow], dict[tuple[str, str], TelemetryRow]]:
-    """Narrow rows, one per metric (bools as 0/1, strings as text), and the newest per series."""
-    rows: list[TelemetryRow] = []
-    add = rows.append
-    latest: dict[tuple[str, str], TelemetryRow] = {}
-    for ts, device, values in msgs:
-        for metric, v in values.items():
-            t = type(v)
-            if t is float:
-                row: TelemetryRow = (ts, device, metric, v, None)
-            elif t is str:
-                row = (ts, device, metric, None, v)
-            elif t is bool:
-                row = (ts, device, metric, 1.0 if v else 0.0, None)
-            else:
-                row = (ts, device, metric, float(v), None)
-            add(row)
-            key = (device, metric)
-            old = latest.get(key)
-            if old is None or old[0] <= ts:
-                latest[key] = row
-    return rows, latest
-
-
 class Store(abc.ABC):
     """A telemetry, state-history and alert database. Writes come from one writer thread;
     queries may come from any thread (each gets its own connection)."""
@@ -72,10 +49,20 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def write(self, batch: Batch) -> None:
-        """Write a batch in one transaction (StoreUnavailable: nothing was written)."""
+        """Write a batch in one transaction; nothing is written when it raises.
+
+        Raises:
+            StoreUnavailable: try again later (connection lost, database locked or down).
+            BatchRejected: the data itself was refused (kept aside by the writer).
+        """
 
     @abc.abstractmethod
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Close the writer connection."""
+
+    @abc.abstractmethod
+    def close_readers(self) -> None:
+        """Close the query connections of every thread (call when nothing queries any more)."""
 
     @abc.abstractmethod
     def latest(self, device: str | None = None) -> list[dict[str, Any]]:

@@ -1,0 +1,54 @@
+"""Reload the API's view of the lab after a regen: twins, levels, topology and live routes."""
+
+from __future__ import annotations
+
+import logging
+
+from ..labfiles import LabFileError, LabFiles, load_lab
+from ..reconcile import ReconcilePlan, plan_twins
+from .labindex import LabIndex
+from .live import ALERT, STATE, STATUS, TELEMETRY, LiveFeed
+from .state import ApiState
+
+log = logging.getLogger(__name__)
+
+
+def retarget(feed: LiveFeed, lab: LabFiles, plan: ReconcilePlan) -> None:
+    """New topic routes for the feed (its wildcard subscriptions already cover every device).
+
+    The paho thread reads the routes while this runs: each table is replaced in one assignment.
+    """
+    routes: dict[str, tuple[str, str]] = {}
+    commands: dict[str, str] = {}
+    for twin in lab.twins.values():
+        t = twin.topics
+        routes[t.telemetry] = (twin.id, TELEMETRY)
+        routes[t.status] = (twin.id, STATUS)
+        routes[t.alert] = (twin.id, ALERT)
+        routes[twin.twin_state_topic] = (twin.id, STATE)
+        commands[twin.id] = t.command
+    feed._routes = routes
+    feed.command_topics = commands
+    for twin_id in plan.removed:  # a removed twin is not shown with its last state
+        feed.states.pop(twin_id, None)
+        feed.device_status.pop(twin_id, None)
+        feed._telemetry.pop(twin_id, None)
+
+
+def reload_api(state: ApiState) -> ReconcilePlan | None:
+    """Read the lab folder again and swap the API's index; None when the folder is unreadable.
+
+    Requests in flight keep the index they started with; the next ones see the new one.
+    """
+    try:
+        lab = load_lab(state.lab.root)
+    except LabFileError as exc:
+        log.error("api: reload skipped, the lab folder is not readable: %s", exc)
+        return None
+    plan = plan_twins(state.lab.twins, lab.twins)
+    index = LabIndex(lab)
+    retarget(state.feed, lab, plan)
+    state.lab, state.index, state.hub.index = lab, index, index
+    log.info("api: reloaded: %d added, %d removed, %d moved, %d reconfigured",
+             len(plan.added), len(plan.removed), len(plan.moved), len(plan.reconfigured))
+    return plan

@@ -1,0 +1,1 @@
+"""Device emulators: the physical-entity layer, thousands of MQTT devices per process."""

@@ -1,0 +1,330 @@
+"""NetBox webhook receiver: verify X-Hook-Signature, keep the lab's objects, debounce, run a regen.
+
+NetBox signs a webhook's body with HMAC-SHA512 of the shared secret (hex in X-Hook-Signature).
+Edits come in bursts (a device saved in the UI updates the device, its interfaces and its IP
+addresses), so events are coalesced: one regen runs once no event came for `debounce_s`, or at
+the latest `max_delay_s` after the first; events during a regen queue exactly one more. The
+regen is `dtnlab regen` as a subprocess with the inventory arguments `up` recorded in
+run/regen-source.json: the runtime never imports the inventory or the generators.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import logging
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.responses import JSONResponse
+
+from .api.deps import State, Viewer
+from .api.errors import ApiError
+
+log = logging.getLogger(__name__)
+
+SECRET_FILE = Path("secrets/netbox-webhook.secret")  # written by generators/secrets.py
+SOURCE_FILE = Path("run/regen-source.json")  # written by `dtnlab up`, kept current by regen
+STATUS_FILE = Path("run/regen.json")  # the last regen attempt, written by `dtnlab regen`
+REGEN_LOG = Path("run/logs/regen.log")
+SIGNATURE_HEADER = "X-Hook-Signature"
+# Objects that place devices or shape twins anywhere: always worth a (cheap, no-op) regen.
+GLOBAL_TYPES = frozenset({"extras.configcontext", "extras.tag"})
+REGEN_TIMEOUT_S = 300.0
+
+
+def signature(secret: bytes, body: bytes) -> str:
+    """NetBox's X-Hook-Signature of `body`: hex HMAC-SHA512 keyed with the secret."""
+    return hmac.new(secret, body, hashlib.sha512).hexdigest()
+
+
+def signature_ok(secret: bytes, body: bytes, header: str | None) -> bool:
+    """Constant-time check of a webhook's signature; no secret or no header is never ok."""
+    if not secret or not header:
+        return False
+    return hmac.compare_digest(signature(secret, body), header.strip().lower())
+
+
+def read_secret(lab_dir: Path) -> bytes:
+    try:
+        return (lab_dir / SECRET_FILE).read_bytes().strip()
+    except OSError:
+        return b""
+
+
+# -- which objects belong to the lab ---------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Selection:
+    """What the lab reads from NetBox (as `up` recorded it) and which devices it holds now."""
+
+    sites: frozenset[str] = frozenset()
+    tenant: str | None = None
+    tags: frozenset[str] = frozenset()
+    device_ids: frozenset[int] = frozenset()  # NetBox ids of the lab's devices
+    device_names: frozenset[str] = frozenset()
+
+    @classmethod
+    def from_source(cls, doc: dict[str, Any]) -> Selection:
+        sel = doc.get("selection") or {}
+        return cls(frozenset(sel.get("sites") or ()), sel.get("tenant") or None,
+                   frozenset(sel.get("tags") or ()),
+                   frozenset(int(k) for k in (doc.get("devices") or {})),
+                   frozenset(doc.get("device_names") or ()))
+
+    def device_selected(self, data: dict[str, Any]) -> bool:
+        """Whether a device (REST shape) falls inside the selection: site, tenant, tags."""
+        if self.sites and _slug(data.get("site")) not in self.sites:
+            return False
+        if self.tenant and _slug(data.get("tenant")) != self.tenant:
+            return False
+        return not self.tags or bool(self.tags & {_slug(t) for t in data.get("tags") or ()})
+
+    def has_device(self, ref: Any) -> bool | None:
+        """Whether a nested device reference is one of the lab's; None when it names none."""
+        if not isinstance(ref, dict):
+            return None
+        if ref.get("id") in self.device_ids:
+            return True
+        return ref.get("name") in self.device_names if ref.get("name") else False
+
+
+def _slug(ref: Any) -> str | None:
+    if isinstance(ref, dict):
+        return ref.get("slug")
+    return ref if isinstance(ref, str) else None
+
+
+def _snapshot(event: dict[str, Any], which: str) -> dict[str, Any]:
+    snaps = event.get("snapshots") or {}
+    snap = snaps.get(which) if isinstance(snaps, dict) else None
+    return snap if isinstance(snap, dict) else {}
+
+
+def relevant(event: dict[str, Any], sel: Selection) -> bool:
+    """Whether a NetBox event can change the lab; when in doubt, yes (a no-op regen is cheap).
+
+    Args:
+        event: the webhook body NetBox sends by default: event, object_type, data, snapshots.
+        sel: the lab's selection and devices.
+    """
+    kind = str(event.get("object_type") or event.get("model") or "")
+    data = event.get("data") if isinstance(event.get("data"), dict) else {}
+    if kind in GLOBAL_TYPES:
+        return True
+    if kind == "dcim.site":
+        return not sel.sites or bool({data.get("slug"), _snapshot(event, "prechange").get("slug")}
+                                     & sel.sites)
+    if kind == "dcim.device":
+        return data.get("id") in sel.device_ids or sel.device_selected(data)
+    if kind in ("dcim.rack", "dcim.location"):
+        return not sel.sites or _slug(data.get("site")) in sel.sites or (
+            data.get("site") is None)
+    if kind == "dcim.interface":
+        known = sel.has_device(data.get("device"))
+        return known is not False
+    if kind == "dcim.cable":
+        ends = [*(data.get("a_terminations") or []), *(data.get("b_terminations") or [])]
+        devices = [(e.get("object") or {}).get("device") for e in ends if isinstance(e, dict)]
+        answers = [sel.has_device(d) for d in devices]
+        return not answers or None in answers or any(answers)
+    if kind == "ipam.ipaddress":
+        assigned = data.get("assigned_object")
+        known = sel.has_device(assigned.get("device")) if isinstance(assigned, dict) else None
+        # unassigned now, or assigned before this edit: it may have left a lab interface
+        return known is not False or bool(_snapshot(event, "prechange").get("assigned_object_id"))
+    return True
+
+
+# -- debounce and the regen subprocess -------------------------------------------------------------
+
+@dataclass
+class HookStats:
+    received: int = 0
+    refused: int = 0
+    ignored: int = 0
+    accepted: int = 0
+    regens: int = 0
+    last_event: float | None = None
+    last_regen_exit: int | None = None
+    last_regen_s: float | None = None
+    running: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(vars(self))
+
+
+@dataclass
+class RegenScheduler:
+    """Coalesces events into regens: one runs at a time, and events during it queue one more.
+
+    Args:
+        lab_dir: the lab folder.
+        debounce_s: quiet time after the last event before a regen starts.
+        max_delay_s: the longest a regen waits for the burst to end.
+        trigger: recorded in run/regen.json (webhook, watch).
+    """
+
+    lab_dir: Path
+    debounce_s: float = 0.4
+    max_delay_s: float = 3.0
+    trigger: str = "webhook"
+    stats: HookStats = field(default_factory=HookStats)
+    _pending_since: float | None = None
+    _last: float = 0.0
+    _task: asyncio.Task[None] | None = None
+    _wake: asyncio.Event | None = None
+
+    def poke(self) -> None:
+        """An event that matters arrived: make sure a regen follows it."""
+        now = time.monotonic()
+        self._last = now
+        if self._pending_since is None:
+            self._pending_since = now
+        if self._wake is None:
+            self._wake = asyncio.Event()
+        self._wake.set()
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._loop(), name="regen")
+
+    async def _loop(self) -> None:
+        assert self._wake is not None
+        while self._pending_since is not None:
+            first = self._pending_since
+            while True:  # wait for the burst to end
+                now = time.monotonic()
+                quiet_at = self._last + self.debounce_s
+                latest = first + self.max_delay_s
+                if now >= min(quiet_at, latest):
+                    break
+                self._wake.clear()
+                try:
+                    await asyncio.wait_for(self._wake.wait(), min(quiet_at, latest) - now)
+                except TimeoutError:
+                    pass
+            self._pending_since = None  # events from here on queue the next regen
+            await self.run_regen()
+
+    def command(self) -> tuple[list[str], Path]:
+        """The regen command line and its working directory, from run/regen-source.json."""
+        source = read_json(self.lab_dir / SOURCE_FILE)
+        if source is None:
+            raise FileNotFoundError(f"{self.lab_dir / SOURCE_FILE}: missing; the lab was not "
+                                    "started with `dtnlab up`, so how to regenerate it is unknown")
+        argv = [sys.executable, "-m", "dtnlab", "regen", *map(str, source.get("argv") or []),
+                "--trigger", self.trigger]
+        return argv, Path(source.get("cwd") or self.lab_dir)
+
+    async def run_regen(self) -> int:
+        """Run one `dtnlab regen`, its output appended to run/logs/regen.log."""
+        self.stats.running = True
+        start = time.monotonic()
+        try:
+            argv, cwd = self.command()
+            log_path = self.lab_dir / REGEN_LOG
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+            with log_path.open("ab") as output:
+                output.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%S')} {self.trigger}: "
+                             f"{' '.join(argv[1:])}\n".encode())
+                output.flush()
+                proc = await asyncio.create_subprocess_exec(
+                    *argv, cwd=cwd, stdin=asyncio.subprocess.DEVNULL, stdout=output,
+                    stderr=output, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                try:
+                    code = await asyncio.wait_for(proc.wait(), REGEN_TIMEOUT_S)
+                except TimeoutError:
+                    proc.kill()
+                    code = await proc.wait()
+        except OSError as exc:
+            log.error("regen could not start: %s", exc)
+            code = -1
+        finally:
+            self.stats.running = False
+        self.stats.regens += 1
+        self.stats.last_regen_exit = code
+        self.stats.last_regen_s = round(time.monotonic() - start, 3)
+        log.info("regen (%s) exited with %s in %.2fs", self.trigger, code,
+                 self.stats.last_regen_s)
+        return code
+
+    async def drain(self) -> None:
+        """Wait for a pending or running regen (tests, shutdown)."""
+        if self._task is not None:
+            await self._task
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+def scheduler_of(request: Request, lab_dir: Path) -> RegenScheduler:
+    """The app's one scheduler, made on first use (the lab folder comes from the app state)."""
+    app_state = request.app.state
+    scheduler: RegenScheduler | None = getattr(app_state, "regen_scheduler", None)
+    if scheduler is None:
+        scheduler = RegenScheduler(lab_dir)
+        app_state.regen_scheduler = scheduler
+    return scheduler
+
+
+# -- the routes ------------------------------------------------------------------------------------
+
+router = APIRouter(tags=["regen"])
+
+
+@router.post("/hooks/netbox", status_code=202, summary="NetBox webhook: regenerate the lab",
+             responses={401: {"description": "missing or wrong X-Hook-Signature"}})
+async def netbox_hook(request: Request, state: State) -> JSONResponse:
+    """Verify NetBox's signature, ignore objects outside the lab, and schedule one regen.
+
+    No bearer token: NetBox authenticates with the HMAC-SHA512 signature of the body, keyed
+    with the lab's secret (secrets/netbox-webhook.secret; `dtnlab netbox hook install`).
+    """
+    lab_dir = state.lab.root
+    scheduler = scheduler_of(request, lab_dir)
+    stats = scheduler.stats
+    stats.received += 1
+    body = await request.body()
+    if not signature_ok(read_secret(lab_dir), body, request.headers.get(SIGNATURE_HEADER)):
+        stats.refused += 1
+        log.warning("refused a webhook from %s: bad or missing %s",
+                    request.client.host if request.client else "?", SIGNATURE_HEADER)
+        raise ApiError(401, f"missing or wrong {SIGNATURE_HEADER}",
+                       headers={"WWW-Authenticate": "HMAC-SHA512"})
+    try:
+        event = json.loads(body)
+    except ValueError:
+        raise ApiError(400, "the body is not JSON") from None
+    if not isinstance(event, dict):
+        raise ApiError(400, "the body is not a JSON object")
+    stats.last_event = time.time()
+    source = read_json(lab_dir / SOURCE_FILE) or {}
+    keep = relevant(event, Selection.from_source(source))
+    if keep:
+        stats.accepted += 1
+        scheduler.poke()
+    else:
+        stats.ignored += 1
+    log.info("webhook %s %s %s: %s", event.get("event"), event.get("object_type"),
+             (event.get("data") or {}).get("id") if isinstance(event.get("data"), dict) else "",
+             "regen scheduled" if keep else "outside the lab, ignored")
+    return JSONResponse({"relevant": keep, "scheduled": keep}, status_code=202)
+
+
+@router.get("/regen", summary="The last regeneration of the lab and the webhook counters")
+def regen_status(request: Request, state: State, user: Viewer) -> dict[str, Any]:
+    """run/regen.json (last attempt: ok or error with every problem) and webhook statistics."""
+    scheduler = scheduler_of(request, state.lab.root)
+    return {"last": read_json(state.lab.root / STATUS_FILE),
+            "webhook": scheduler.stats.as_dict()}

@@ -1,0 +1,233 @@
+"""The running lab follows NetBox: edits through REST (and the web UI) reach it by webhook.
+
+One small lab read from the real NetBox runs through the module; its RQ worker delivers the
+webhooks. Every edit checks that the right twins changed and that the others kept their MQTT
+connection (source port in the broker log) and their state (the `since` of their twin state).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from tests.conftest import REPO
+from tests.regen.netboxlab import NetBoxLab
+
+pytestmark = [pytest.mark.netbox, pytest.mark.mosquitto]
+
+FOLLOW_S = 40.0  # webhook + regen subprocess + reload, on a loaded two-core machine
+MOVED, ADDED, REMOVED = "aar-l1-c1-tt-01", "aar-l1-c1-tt-02", "aar-l1-c1-vt-01"
+TEMPERATURE = ("aar-l1-c1-tt-01", "aar-l3-c1-tt-01")
+
+
+@pytest.fixture(scope="module")
+def nb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NetBoxLab]:
+    with NetBoxLab(tmp_path_factory.mktemp("netbox-lab")) as lab:
+        lab.wait(lambda: len(twins(lab)) == 9, what="the API to list the lab's nine twins")
+        yield lab
+
+
+def twins(nb: NetBoxLab) -> dict[str, dict[str, Any]]:
+    page = nb.api("/twins?page_size=1000") or {"items": []}
+    return {t["id"]: t for t in page["items"]}
+
+
+class Baseline:
+    """Connections and twin states before an edit, to prove the others were left alone."""
+
+    def __init__(self, nb: NetBoxLab) -> None:
+        self.nb = nb
+        self.connections = nb.connections()
+        self.twins = twins(nb)
+        self.digest = nb.engine_digest()
+        self.regen = (nb.regen_status() or {}).get("ts")
+
+    def assert_untouched(self, touched: set[str]) -> None:
+        now_connections = self.nb.connections()
+        now_twins = twins(self.nb)
+        for twin_id, before in self.twins.items():
+            if twin_id in touched:
+                continue
+            assert now_connections.get(twin_id) == self.connections.get(twin_id), (
+                f"{twin_id} reconnected")
+            assert now_twins[twin_id]["since"] == before["since"], f"{twin_id} changed state"
+            assert now_twins[twin_id]["uns_path"] == before["uns_path"]
+
+
+def regen_after(nb: NetBoxLab, base: Baseline) -> dict[str, Any]:
+    """The regen run for this edit (its status file is newer than the baseline's)."""
+    return nb.wait(lambda: (doc := nb.regen_status()) and doc["ts"] != base.regen and doc,
+                   FOLLOW_S, "a regen")  # type: ignore[no-any-return]
+
+
+def test_moved_device_gets_its_new_path_and_keeps_its_history(nb: NetBoxLab) -> None:
+    base = Baseline(nb)
+    before = nb.api(f"/twins/{MOVED}")
+    rack = nb.one("dcim/racks", site=nb.site, name="AAR-L3-C1")
+    nb.patch("dcim/devices", nb.device("AAR-L1-C1-TT-01")["id"],
+             {"rack": rack["id"], "location": rack["location"]["id"]})
+    moved = nb.wait(lambda: (t := nb.api(f"/twins/{MOVED}")) and "/line-3/" in t["uns_path"]
+                    and t, FOLLOW_S, "the twin's new UNS path")
+    assert moved["topics"]["telemetry"] == f"{moved['uns_path']}/telemetry"
+    doc = regen_after(nb, base)
+    assert doc["ok"] is True
+    assert doc["changes"]["twins"]["moved"] == [MOVED]
+    assert doc["changes"]["twins"]["broker_reload"] is True
+    # the emulator comes back on the new topics with a new connection, the twin keeps counting
+    nb.wait(lambda: nb.connections().get(MOVED) != base.connections.get(MOVED),
+            FOLLOW_S, "the moved device to reconnect")
+    nb.wait(lambda: (t := nb.api(f"/twins/{MOVED}")) and t["last_ts"] > doc["ts"]
+            and t["state"] == "healthy", FOLLOW_S, "telemetry on the new topic")
+    history = nb.api(f"/twins/{MOVED}/history?metric=temperature&from={before['last_ts'] - 60}")
+    assert history is not None
+    stamps = [p["ts"] for p in history["points"]]
+    assert min(stamps) < doc["ts"] < max(stamps)  # one history, from before and after the move
+    base.assert_untouched({MOVED})
+
+
+def test_added_device_gets_credentials_acl_twin_and_emulator(nb: NetBoxLab) -> None:
+    base = Baseline(nb)
+    like = nb.device("AAR-L3-C1-TT-01")
+    nb.post("dcim/devices", {
+        "name": "AAR-L1-C1-TT-02", "role": like["role"]["id"],
+        "device_type": like["device_type"]["id"], "site": like["site"]["id"],
+        "location": like["location"]["id"], "rack": like["rack"]["id"], "status": "active",
+        "tags": [{"slug": "dtn-twin"}]})
+    nb.wait(lambda: ADDED in twins(nb), FOLLOW_S, "the new twin in the API")
+    assert (nb.folder / "secrets" / "devices" / f"{ADDED}.password").stat().st_mode & 0o777 == (
+        0o600)
+    assert f"user {ADDED}" in (nb.folder / "mosquitto" / "acl").read_text()
+    nb.wait(lambda: ADDED in nb.connections(), FOLLOW_S, "the new device's emulator to connect")
+    nb.wait(lambda: twins(nb)[ADDED]["state"] == "healthy", FOLLOW_S, "the new twin healthy")
+    assert regen_after(nb, base)["changes"]["twins"]["added"] == [ADDED]
+    base.assert_untouched({ADDED})
+
+
+def test_deleted_device_loses_twin_emulator_and_credentials(nb: NetBoxLab) -> None:
+    base = Baseline(nb)
+    device = nb.device("AAR-L1-C1-VT-01")
+    # NetBox keeps a deleted device's cables with one end empty, which the inventory refuses
+    # as a link: the cable goes first, as an engineer removing the device would do
+    for cable in nb.list("dcim/cables", device_id=device["id"]):
+        nb.delete("dcim/cables", cable["id"])
+    nb.delete("dcim/devices", device["id"])
+    nb.wait(lambda: REMOVED not in twins(nb), FOLLOW_S, "the twin to leave the API")
+    assert not (nb.folder / "secrets" / "devices" / f"{REMOVED}.password").exists()
+    assert f"user {REMOVED}" not in (nb.folder / "mosquitto" / "acl").read_text()
+    nb.wait(lambda: sum(json.loads(p.read_text())["devices"]
+                        for p in (nb.folder / "run" / "emulator").glob("*.json")) == 9,
+            FOLLOW_S, "the emulators to drop the device")
+    assert nb.api(f"/twins/{REMOVED}") is None
+    assert regen_after(nb, base)["changes"]["twins"]["removed"] == [REMOVED]
+    base.assert_untouched({REMOVED})
+
+
+def test_threshold_change_reconfigures_in_place(nb: NetBoxLab) -> None:
+    base = Baseline(nb)
+    sensors = {t for t, v in base.twins.items() if v["role"] == "temperature-sensor"}
+    assert set(TEMPERATURE) <= sensors
+    before = {t: nb.api(f"/twins/{t}") for t in sensors}
+    context = nb.context_id("temperature-sensor")
+    nb.patch("extras/config-contexts", context,
+             {"data": nb.context_data("temperature-sensor", [18.0, 25.0])})
+    for twin_id in sorted(sensors):
+        nb.wait(lambda t=twin_id: (nb.api(f"/twins/{t}") or {}).get("metrics", {}).get(
+            "temperature", {}).get("normal") == [18.0, 25.0], FOLLOW_S,
+            f"{twin_id}'s new thresholds")
+    doc = regen_after(nb, base)
+    assert set(doc["changes"]["twins"]["reconfigured"]) == sensors
+    assert doc["changes"]["twins"]["moved"] == []
+    assert doc["changes"]["twins"]["broker_reload"] is False
+    # reconfigured, not restarted: same connection, same emulator sequence going on
+    now = nb.connections()
+    for twin_id in sensors:
+        assert now[twin_id] == base.connections[twin_id]
+        assert nb.api(f"/twins/{twin_id}")["seq"] > before[twin_id]["seq"]
+    base.assert_untouched(sensors)
+
+
+def test_bad_edit_leaves_the_lab_running_as_it_was(nb: NetBoxLab) -> None:
+    base = Baseline(nb)
+    plc = nb.device("AAR-L1-C1-PLC-01")
+    nb.patch("dcim/devices", plc["id"], {"name": "aar l1 c1 tt 01"})  # slug of AAR-L1-C1-TT-01
+    try:
+        doc = regen_after(nb, base)
+        assert doc["ok"] is False
+        assert any("collides with" in p and "after normalising" in p for p in doc["problems"])
+        status = subprocess.run([sys.executable, "-m", "dtnlab", "status", "--lab", nb.site,
+                                 "--labs-dir", str(nb.labs)], capture_output=True, text=True,
+                                timeout=60, cwd=REPO)
+        assert "regen failed" in status.stdout
+        assert "after normalising" in status.stdout
+        api = nb.api("/regen")
+        assert api["last"]["ok"] is False
+        assert api["last"]["problems"] == doc["problems"]
+        assert nb.engine_digest() == base.digest
+        base.assert_untouched(set())
+    finally:
+        nb.patch("dcim/devices", plc["id"], {"name": "AAR-L1-C1-PLC-01"})
+    nb.wait(lambda: (d := nb.regen_status()) and d["ok"], FOLLOW_S, "a good regen again")
+
+
+def test_forged_and_unsigned_webhooks_are_refused(nb: NetBoxLab) -> None:
+    base = Baseline(nb)
+    url = f"http://127.0.0.1:{nb.ports['api_port']}/hooks/netbox"
+    body = json.dumps({"event": "updated", "object_type": "extras.configcontext",
+                       "data": {"id": 1}}).encode()
+    for headers in ({}, {"X-Hook-Signature": "0" * 128},
+                    {"X-Hook-Signature": "not-even-hex"}):
+        answer = requests.post(url, data=body, timeout=10,
+                               headers={"Content-Type": "application/json", **headers})
+        assert answer.status_code == 401
+    hooks = nb.api("/regen")["webhook"]
+    assert hooks["refused"] >= 3
+    assert (nb.regen_status() or {}).get("ts") == base.regen
+    base.assert_untouched(set())
+
+
+@pytest.mark.browser
+def test_edit_in_the_netbox_web_ui_reaches_the_lab(nb: NetBoxLab, tmp_path: Path) -> None:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+
+    base = Baseline(nb)
+    target = "AAR-L3-C1-TT-01"
+    device = nb.device(target)
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu",
+                "--disable-background-networking", "--no-first-run",
+                "--disable-dev-shm-usage", "--window-size=1400,1000",
+                f"--user-data-dir={tmp_path / 'chromium'}"):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(options=options, service=Service("/usr/bin/chromedriver"))
+    driver.set_page_load_timeout(60)
+    try:
+        driver.get(f"{nb.url}/login/?next=/dcim/devices/{device['id']}/edit/")
+        driver.find_element(By.NAME, "username").send_keys(nb.username)
+        driver.find_element(By.NAME, "password").send_keys(nb.password)
+        driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        field = driver.find_element(By.NAME, "local_context_data")
+        context = {"dtnlab": {"metrics": {"temperature": {"normal": [16, 29]}}}}
+        field.clear()
+        field.send_keys(json.dumps(context))
+        save = driver.find_element(By.CSS_SELECTOR, "button.btn-primary[type=submit]")
+        driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", save)
+        save.click()
+        nb.wait(lambda: f"/dcim/devices/{device['id']}/" in driver.current_url
+                and "/edit" not in driver.current_url, 60, "NetBox to save the device")
+    finally:
+        driver.quit()
+    twin = "aar-l3-c1-tt-01"
+    nb.wait(lambda: (nb.api(f"/twins/{twin}") or {}).get("metrics", {}).get(
+        "temperature", {}).get("normal") == [16.0, 29.0], FOLLOW_S, "the UI edit in the lab")
+    assert regen_after(nb, base)["changes"]["twins"]["reconfigured"] == [twin]
+    base.assert_untouched({twin})
