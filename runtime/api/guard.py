@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import math
+import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .errors import error_body
 from .ratelimit import RateLimiter
 from .settings import Settings
+from .timing import RequestTimes
 
 LOGIN_PATH = "/auth/token"
 SECURITY_HEADERS = [
@@ -51,6 +53,7 @@ class Limits:
         self.by_token = RateLimiter(settings.token_rate_per_s, settings.token_rate_burst)
         self.logins = RateLimiter(settings.login_rate_per_s, settings.login_burst)
         self.limited = 0
+        self.times = RequestTimes()
 
     def wait(self, scope: Scope) -> float:
         """0.0 when the request may go on, else seconds until it may."""
@@ -95,6 +98,8 @@ class Guard:
             return
         started = rejected = False
         seen = 0
+        status = 500
+        began = time.perf_counter()
 
         async def limited_receive() -> Message:
             nonlocal seen, rejected
@@ -111,11 +116,12 @@ class Guard:
             return message
 
         async def send_with_headers(message: Message) -> None:
-            nonlocal started
+            nonlocal started, status
             if rejected:
                 return
             if message["type"] == "http.response.start":
                 started = True
+                status = int(message["status"])
                 headers = list(message.get("headers", []))
                 if not scope["path"].startswith(DOCS_PATHS):
                     headers += SECURITY_HEADERS
@@ -124,7 +130,12 @@ class Guard:
                 message = {**message, "headers": headers}
             await send(message)
 
-        await self.app(scope, limited_receive, send_with_headers)
+        try:
+            await self.app(scope, limited_receive, send_with_headers)
+        finally:
+            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            self.limits.times.observe(scope["method"], route, 413 if rejected else status,
+                                      time.perf_counter() - began)
 
     def _too_large(self) -> str:
         return f"request body over {self.max_body} bytes"

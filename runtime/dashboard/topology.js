@@ -67,7 +67,15 @@ function layout(nodes, links) {
     }
   };
   if (root) place(root, -Math.PI, Math.PI);
-  return nodes.map((n) => pos.get(n.id));
+  // stretch the drawing to the whole view
+  const all = [...pos.values()];
+  const xs = all.map((p) => p.x), ys = all.map((p) => p.y);
+  const [x0, x1, y0, y1] = [Math.min(...xs), Math.max(...xs), Math.min(...ys), Math.max(...ys)];
+  const fit = (v, a, b, lo, hi) => (b - a < 1 ? (lo + hi) / 2 : lo + ((v - a) / (b - a)) * (hi - lo));
+  return nodes.map((n) => {
+    const p = pos.get(n.id);
+    return { x: fit(p.x, x0, x1, 30, W - 90), y: fit(p.y, y0, y1, 20, H - 20) };
+  });
 }
 
 export class Topology {

@@ -11,8 +11,10 @@ import copy
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable
@@ -93,7 +95,8 @@ class NetBoxLab:
         self.username, self.password = env.get("NETBOX_USERNAME", ""), env.get(
             "NETBOX_PASSWORD", "")
         self.site = f"rg-{uuid.uuid4().hex[:6]}"
-        self.labs = (folder or Path(f"/tmp/dtnlab-{self.site}")) / "labs"
+        self.own_folder = folder is None  # a temporary folder of its own, removed on exit
+        self.labs = (folder or Path(tempfile.mkdtemp(prefix=f"dtnlab-{self.site}-"))) / "labs"
         self.folder = self.labs / self.site
         self.data = netbox_inventory(self.site, period_s, heartbeat_s)
         self.ports = {"mqtt_port": free_port(), "mqtts_port": free_port(),
@@ -134,6 +137,8 @@ class NetBoxLab:
         self.dtnlab("netbox", "hook", "uninstall", "--lab", self.site)
         self.dtnlab("down", "--lab", self.site, "--labs-dir", str(self.labs))
         self.cleanup()
+        if self.own_folder:
+            shutil.rmtree(self.labs.parent, ignore_errors=True)
 
     def cleanup(self) -> None:
         """Delete what the lab put into NetBox, children first."""

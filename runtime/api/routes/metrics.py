@@ -33,6 +33,13 @@ class Exposition:
             self.lines.append(f"{name}{{{label_text}}} {_number(value)}" if label_text
                               else f"{name} {_number(value)}")
 
+    def histogram(self, name: str, text: str,
+                  samples: Sequence[tuple[str, dict[str, str], float]]) -> None:
+        self.lines += [f"# HELP {name} {text}", f"# TYPE {name} histogram"]
+        for suffix, labels, value in samples:
+            label_text = ",".join(f'{k}="{_escape(v)}"' for k, v in labels.items())
+            self.lines.append(f"{name}{suffix}{{{label_text}}} {_number(value)}")
+
     def text(self) -> str:
         return "\n".join(self.lines) + "\n"
 
@@ -86,6 +93,9 @@ def render(state: ApiState) -> str:
                [({}, state.limits.limited)])
     out.family("dtn_api_audit_failures_total", "counter", "Audit entries that failed to store.",
                [({}, state.audit.failures)])
+    out.histogram("dtn_api_request_duration_seconds",
+                  "Time from the request's arrival to its response, by route.",
+                  state.limits.times.samples())
     return out.text()
 
 

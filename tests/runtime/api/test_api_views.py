@@ -16,7 +16,7 @@ from tests.runtime.api.labrig import LabRig, wait_for
 pytestmark = pytest.mark.mosquitto
 
 Auth = Callable[[str], dict[str, str]]
-SAMPLE = re.compile(r'^([a-z_]+)(?:\{([^}]*)\})? (-?[0-9.e+-]+|NaN)$')
+SAMPLE = re.compile(r'^([a-z_]+)(?:\{((?:[^"}]|"[^"]*")*)\})? (-?[0-9.e+-]+|NaN)$')
 
 
 def _samples(text: str) -> dict[tuple[str, str], float]:
@@ -42,7 +42,7 @@ def test_health_needs_no_token_and_sees_everything(client: TestClient) -> None:
     assert body["twins"] == 58
 
 
-def test_health_reports_a_missing_broker_and_engine(rig: LabRig, tmp_path: object) -> None:
+def test_health_reports_a_missing_broker_and_engine(rig: LabRig) -> None:
     with TestClient(create_app(rig.lab_dir, rig.settings(engine_stale_s=0.0001),
                                connect=False)) as client:
         body = client.get("/health").json()
@@ -52,6 +52,7 @@ def test_health_reports_a_missing_broker_and_engine(rig: LabRig, tmp_path: objec
 
 
 def test_metrics_in_prometheus_text(client: TestClient, auth: Auth) -> None:
+    client.get("/twins/aar-l1-c1-vt-01", headers=auth("viewer"))
     res = client.get("/metrics", headers=auth("viewer"))
     assert res.headers["content-type"].startswith("text/plain; version=0.0.4")
     samples = _samples(res.text)

@@ -68,7 +68,8 @@ def test_a_crashed_node_is_restarted_and_its_devices_reconnect(lab_dir: Path) ->
     crashed = pid_files(lab_dir)["emulator-0"]
     os.kill(crashed.pid, signal.SIGKILL)
     emulator = wait_for(lambda: next((n for n in provider.nodes() if n.name == "emulator-0"
-                                      and n.alive and n.pid != crashed.pid), None),
+                                      and n.alive and n.pid != crashed.pid
+                                      and n.restarts >= 1), None),
                         timeout=10, what="the supervisor to restart emulator-0")
     assert emulator.restarts == 1
     assert emulator.last_exit == -signal.SIGKILL
