@@ -11,7 +11,7 @@ APT_PACKAGES := mosquitto mosquitto-clients gcc libpq-dev iproute2 iptables iput
                 chromium chromium-driver
 
 .PHONY: help setup system-packages generate validate diff lab up down status regen test \
-        test-fast lint golden bench clean
+        test-fast lint golden bench clean images
 
 help:
 	@echo "make lab      set up, generate the demo plant and run it"
@@ -80,3 +80,9 @@ clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
 
 -include netbox/netbox.mk
+
+# The dtnlab node image used by labs/<lab>/topology.clab.yml (needs a Docker engine).
+IMAGE ?= dtnlab/node:0.1.0
+images:
+	@command -v docker >/dev/null || { echo "docker is not installed; images need a Docker engine" >&2; exit 1; }
+	docker build -f clab/Dockerfile -t $(IMAGE) .

@@ -155,11 +155,15 @@ def cmd_watch(args: argparse.Namespace) -> int:
     changes = ChangeLog(netbox_source(args).client)
     folder = fallback_folder(args)
     saved = _load_state(folder)
-    last_id = saved if saved is not None else changes.latest_id()
-    result = run_regen(args, "watch")  # start in step; the log is read from last_id on
-    report(result)
-    folder = result.folder or folder
-    scope = _scope(changes, args, result.preview.lab if result.preview else None)
+    if saved is None:  # first start: get in step, then read the log from its end
+        last_id = changes.latest_id()
+        result = run_regen(args, "watch")
+        report(result)
+        folder = result.folder or folder
+        lab = result.preview.lab if result.preview else None
+    else:  # resume: every change since the last one seen is read from the log
+        last_id, lab = saved, load_lab(args)
+    scope = _scope(changes, args, lab)
     print(f"watching NetBox's change log from entry {last_id} every {args.interval:g}s",
           file=sys.stderr)
     while True:

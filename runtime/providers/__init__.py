@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from .base import LabStatus, NodeStatus, Provider, ProviderError
+from .clab import ClabProvider
 from .local import LocalProvider
 from .netns import NetnsProvider
 
 PROVIDERS: dict[str, type[Provider]] = {
     "local": LocalProvider,
     "netns": NetnsProvider,
+    "clab": ClabProvider,
 }
 
 

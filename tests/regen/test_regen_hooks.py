@@ -154,3 +154,30 @@ def test_a_burst_of_events_is_one_regen(hooked_lab: tuple[TestClient, Path, Path
     assert doc["trigger"] == "webhook"
     assert "--trigger webhook" in (lab_dir / "run" / "logs" / "regen.log").read_text()
     assert sys.executable  # the regen ran with this interpreter
+
+
+@pytest.mark.parametrize(("change", "expected"), [
+    pytest.param({"changed_object_type": "dcim.device", "changed_object_id": 5,
+                  "postchange_data": {"site": 9}}, False, id="device-elsewhere"),
+    pytest.param({"changed_object_type": "dcim.device", "changed_object_id": 5,
+                  "postchange_data": {"site": 1}}, True, id="device-in-the-site"),
+    pytest.param({"changed_object_type": "dcim.device", "changed_object_id": 1,
+                  "prechange_data": {"site": 1}, "postchange_data": None}, True,
+                 id="lab-device-deleted"),
+    pytest.param({"changed_object_type": "dcim.interface", "changed_object_id": 50,
+                  "postchange_data": {"device": 77}}, False, id="interface-elsewhere"),
+    pytest.param({"changed_object_type": "dcim.interface", "changed_object_id": 50,
+                  "postchange_data": {"device": 1}}, True, id="interface-of-the-lab"),
+    pytest.param({"changed_object_type": "dcim.cabletermination", "changed_object_id": 3,
+                  "postchange_data": {"termination_id": 11}}, True, id="cable-end-of-the-lab"),
+    pytest.param({"changed_object_type": "extras.configcontext", "changed_object_id": 3},
+                 True, id="config-context"),
+    pytest.param({"changed_object_type": "users.token", "changed_object_id": 3}, False,
+                 id="unrelated-type"),
+])
+def test_change_log_entries(change: dict[str, Any], expected: bool) -> None:
+    from dtnlab.inventory.netbox_hooks import WatchScope, change_relevant
+
+    scope = WatchScope(site_ids=frozenset({1}), device_ids=frozenset({1, 2}),
+                       interface_ids=frozenset({11}))
+    assert change_relevant(change, scope) is expected

@@ -231,3 +231,28 @@ def test_edit_in_the_netbox_web_ui_reaches_the_lab(nb: NetBoxLab, tmp_path: Path
         "temperature", {}).get("normal") == [16.0, 29.0], FOLLOW_S, "the UI edit in the lab")
     assert regen_after(nb, base)["changes"]["twins"]["reconfigured"] == [twin]
     base.assert_untouched({twin})
+
+
+def test_watch_polls_the_change_log_when_there_is_no_webhook(nb: NetBoxLab) -> None:
+    done = nb.dtnlab("netbox", "hook", "uninstall", "--lab", nb.site)
+    assert done.returncode == 0, done.stderr
+    watch = ("watch", *nb.lab_args(), "--once")
+    first = nb.dtnlab(*watch)  # in step, and the change log's position saved
+    assert first.returncode == 0, first.stderr
+    assert (nb.folder / "run" / "watch.json").exists()
+    base = Baseline(nb)
+    nb.patch("extras/config-contexts", nb.context_id("temperature-sensor"),
+             {"data": nb.context_data("temperature-sensor", [17.0, 28.0])})
+    done = nb.dtnlab(*watch)
+    assert done.returncode == 0, done.stderr
+    assert "relevant change(s) (extras.configcontext): regen" in done.stderr
+    doc = nb.regen_status()
+    assert doc is not None
+    assert doc["trigger"] == "watch"
+    sensors = {t for t, v in base.twins.items() if v["role"] == "temperature-sensor"}
+    assert set(doc["changes"]["twins"]["reconfigured"]) == sensors
+    nb.wait(lambda: (nb.api("/twins/aar-l1-c1-tt-01") or {}).get("metrics", {}).get(
+        "temperature", {}).get("normal") == [17.0, 28.0], FOLLOW_S, "the polled edit")
+    again = nb.dtnlab(*watch)  # nothing new in the change log: no regen at all
+    assert "relevant change" not in again.stderr
+    base.assert_untouched(sensors)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 
+from ...storage import Store
 from ..deps import State, Viewer
 from ..errors import ApiError, documented
 from ..labindex import TwinInfo
@@ -56,9 +57,14 @@ async def get_twin(twin_id: TwinId, state: State, user: Viewer) -> TwinDetail:
     """State, last values with their band, quality and open alerts."""
     info = twin_or_404(state, twin_id)
     live = state.feed.telemetry(twin_id)
-    latest = [] if live is not None else await state.adb(state.store.latest, twin_id)
-    alerts = await state.adb(state.store.alerts, "open", twin_id, 100)
+    latest, alerts = await state.adb(_twin_rows, state.store, twin_id, live is None)
     return twin_detail(info, state.feed, latest, [alert_view(a, state.index) for a in alerts])
+
+
+def _twin_rows(store: Store, twin_id: str,
+               with_latest: bool) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Both queries of a twin in one trip to the query threads."""
+    return store.latest(twin_id) if with_latest else [], store.alerts("open", twin_id, 100)
 
 
 @router.get("/{twin_id}/history", response_model=History, summary="A metric's history")
