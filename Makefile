@@ -80,6 +80,7 @@ clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
 
 -include netbox/netbox.mk
+-include netbox/seed.mk
 
 # The dtnlab node image used by labs/<lab>/topology.clab.yml (needs a Docker engine).
 IMAGE ?= dtnlab/node:0.1.0

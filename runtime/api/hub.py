@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -15,10 +16,12 @@ import orjson
 
 from .labindex import LabIndex, under
 from .live import ALERT, STATE, STATUS, TELEMETRY, LiveFeed
+from .views import stored_values
 
 log = logging.getLogger(__name__)
 
 KINDS = (STATE, TELEMETRY, ALERT, STATUS)
+TELEMETRY_LINGER_S = 30.0  # keep listening this long after the last live view went away
 
 
 def telemetry_message(twin: str, path: str, doc: dict[str, Any]) -> dict[str, Any]:
@@ -83,19 +86,32 @@ class Subscriber:
 class Hub:
     """Moves what the feed heard to every subscriber that wants it, every `flush_s`."""
 
-    def __init__(self, feed: LiveFeed, index: LabIndex, flush_s: float = 0.1) -> None:
+    def __init__(self, feed: LiveFeed, index: LabIndex, flush_s: float = 0.1,
+                 linger_s: float = TELEMETRY_LINGER_S) -> None:
         self.feed = feed
         self.index = index
         self.flush_s = flush_s
+        self.linger_s = linger_s
         self.subscribers: set[Subscriber] = set()
         self.pumped = 0
         self._task: asyncio.Task[None] | None = None
+        self._unwatched_since: float | None = None
 
     def add(self, subscriber: Subscriber) -> None:
         self.subscribers.add(subscriber)
+        self.watch()
 
     def remove(self, subscriber: Subscriber) -> None:
         self.subscribers.discard(subscriber)
+        self.watch()
+
+    def watch(self) -> None:
+        """Listen to telemetry while a subscriber wants it; stop `linger_s` after the last."""
+        if any(TELEMETRY in s.kinds for s in self.subscribers):
+            self._unwatched_since = None
+            self.feed.listen_to_telemetry(True)
+        elif self.feed.telemetry_live and self._unwatched_since is None:
+            self._unwatched_since = time.monotonic()
 
     @property
     def dropped(self) -> int:
@@ -117,6 +133,10 @@ class Hub:
                 self.pump()
             except Exception:  # one bad message must not end the live stream
                 log.exception("ws hub: pump failed")
+            since = self._unwatched_since
+            if since is not None and time.monotonic() - since > self.linger_s:
+                self._unwatched_since = None
+                await asyncio.to_thread(self.feed.listen_to_telemetry, False)
 
     def pump(self) -> None:
         """Dispatch everything drained from the feed (also drains when nobody listens)."""
@@ -158,8 +178,10 @@ class Hub:
             if sub.wants(kind, path):
                 sub.offer(kind, key, message)
 
-    def snapshot(self, subscriber: Subscriber) -> list[dict[str, Any]]:
-        """Current state and newest telemetry of the twins a subscriber wants."""
+    def snapshot(self, subscriber: Subscriber,
+                 stored: dict[str, list[dict[str, Any]]] | None = None) -> list[dict[str, Any]]:
+        """Current state and newest telemetry of the twins a subscriber wants; `stored` (rows
+        of storage's latest values by twin) stands in for telemetry not heard yet."""
         out: list[dict[str, Any]] = []
         for info in self.index.twins.values():
             path = info.uns_path
@@ -168,6 +190,10 @@ class Hub:
                 out.append(state_message(info.id, path, state))
             if subscriber.wants(TELEMETRY, path):
                 doc = self.feed.telemetry(info.id)
+                if doc is None and stored and stored.get(info.id):
+                    values, stamps = stored_values(info, stored[info.id])
+                    ts = max((t for t in stamps.values() if t is not None), default=None)
+                    doc = {"ts": ts, "seq": None, "values": values}
                 if doc is not None:
                     out.append(telemetry_message(info.id, path, doc))
         return out

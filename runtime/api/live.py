@@ -41,6 +41,7 @@ class LiveFeed:
     def __init__(self, lab: LabFiles, client: MqttClient | None = None) -> None:
         ent = lab.runtime.enterprise
         self.enterprise = ent
+        self._lab = lab
         self.client = client or MqttClient.for_lab(
             lab, lab.runtime.api_user, f"dtn-api-{lab.runtime.lab}-{os.getpid()}",
             session_expiry_s=0)
@@ -49,8 +50,11 @@ class LiveFeed:
         self.command_topics: dict[str, str] = {}
         self.route(lab)
         every = f"{ent}/+/+/+/+/+"
-        self.subscriptions = {f"{ent}/{TWIN_LEVEL}/+/state": 1, f"{every}/telemetry": 0,
-                              f"{every}/status": 1, f"{every}/alert": 1}
+        self.subscriptions = {f"{ent}/{TWIN_LEVEL}/+/state": 1, f"{every}/status": 1,
+                              f"{every}/alert": 1}
+        self.telemetry_topic = f"{every}/telemetry"
+        self._telemetry_client: MqttClient | None = None
+        self._telemetry_clients = 0
         self.states: dict[str, dict[str, Any]] = {}
         self.device_status: dict[str, str] = {}
         self._telemetry: dict[str, bytes] = {}
@@ -90,7 +94,35 @@ class LiveFeed:
         self.client.start(wait_s)
 
     def stop(self) -> None:
+        self.listen_to_telemetry(False)
         self.client.stop()
+
+    def listen_to_telemetry(self, on: bool) -> None:
+        """Hear every device's telemetry, or stop. Only live views need it (the rest reads
+        storage), so it has a connection of its own, opened while someone watches."""
+        if on and self._telemetry_client is None:
+            self._telemetry_clients += 1
+            lab = self._lab
+            client = MqttClient.for_lab(
+                lab, lab.runtime.api_user,
+                f"dtn-api-{lab.runtime.lab}-{os.getpid()}-telemetry-{self._telemetry_clients}",
+                session_expiry_s=0)
+            client.raw_sink = self._on_message
+            client.subscribe({self.telemetry_topic: 0})
+            client.start(wait_s=None)
+            self._telemetry_client = client
+            log.info("api: listening to telemetry for live views")
+        elif not on and self._telemetry_client is not None:
+            client, self._telemetry_client = self._telemetry_client, None
+            client.stop()
+            with self._lock:  # what it heard goes stale from now on
+                self._telemetry.clear()
+                self._changed.clear()
+            log.info("api: no live view watches telemetry; stopped listening")
+
+    @property
+    def telemetry_live(self) -> bool:
+        return self._telemetry_client is not None
 
     @property
     def connected(self) -> bool:

@@ -61,6 +61,28 @@ def _levels(info: TwinInfo, values: dict[str, Any]) -> dict[str, str]:
     return levels
 
 
+def stored_values(info: TwinInfo, rows: list[dict[str, Any]]
+                  ) -> tuple[dict[str, Any], dict[str, float | None]]:
+    """A twin's newest values as storage keeps them (numbers, text), typed as its metrics:
+    values by metric, and when each was measured."""
+    values: dict[str, Any] = {}
+    stamps: dict[str, float | None] = {}
+    for row in rows:
+        metric = str(row["metric"])
+        spec = info.metrics.get(metric)
+        if spec is None:
+            continue
+        value = row.get("value") if row.get("value") is not None else row.get("text")
+        if spec.type == "bool" and value is not None:
+            value = bool(value)
+        elif spec.type == "int" and isinstance(value, float):
+            value = int(value)
+        values[metric] = value
+        ts = row.get("ts")
+        stamps[metric] = float(ts) if isinstance(ts, int | float) else None
+    return values, stamps
+
+
 def twin_detail(info: TwinInfo, feed: LiveFeed, latest: list[dict[str, Any]],
                 open_alerts: list[Alert]) -> TwinDetail:
     """A twin with its newest values: the feed's when it heard any, else the store's."""
@@ -77,20 +99,9 @@ def twin_detail(info: TwinInfo, feed: LiveFeed, latest: list[dict[str, Any]],
         raw = {k: v for k, v in live["values"].items() if k in info.metrics}
         values = {k: MetricValue(value=v, ts=last_ts) for k, v in raw.items()}
     else:
-        raw = {}
-        for row in latest:
-            metric = str(row["metric"])
-            if metric not in info.metrics:
-                continue
-            value = row.get("value") if row.get("value") is not None else row.get("text")
-            if info.metrics[metric].type == "bool" and value is not None:
-                value = bool(value)
-            elif info.metrics[metric].type == "int" and isinstance(value, float):
-                value = int(value)
-            raw[metric] = value
-            values[metric] = MetricValue(value=value, ts=row.get("ts"))
-            ts_row = row.get("ts")
-            last_ts = max(last_ts or 0.0, float(ts_row) if ts_row is not None else 0.0) or None
+        raw, stamps = stored_values(info, latest)
+        values = {k: MetricValue(value=v, ts=stamps[k]) for k, v in raw.items()}
+        last_ts = max((t for t in stamps.values() if t is not None), default=None)
     for name, level in _levels(info, raw).items():
         values[name].level = level
     quality = state.get("quality")

@@ -19,8 +19,9 @@ import orjson
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from ..deps import State
-from ..errors import error_response
+from ..errors import ApiError, error_response
 from ..hub import KINDS, Subscriber
+from ..live import TELEMETRY
 from ..state import ApiState
 from ..tokens import InvalidToken, Principal
 from ..users import allows
@@ -80,7 +81,7 @@ async def live(websocket: WebSocket, state: State) -> None:
             "type": "hello", "user": principal.name, "role": principal.role,
             "lab": state.index.name, "prefixes": list(sub.prefixes), "kinds": sorted(sub.kinds),
             "expires_at": principal.expires})
-        _queue_snapshot(state, sub)
+        await _queue_snapshot(state, sub)
         async with anyio.create_task_group() as tasks:
 
             async def receive_then_stop() -> None:
@@ -103,8 +104,14 @@ async def _send_json(websocket: WebSocket, message: dict[str, Any]) -> None:
     await websocket.send_text(orjson.dumps(message).decode())
 
 
-def _queue_snapshot(state: ApiState, sub: Subscriber) -> None:
-    for message in state.hub.snapshot(sub):
+async def _queue_snapshot(state: ApiState, sub: Subscriber) -> None:
+    """States and newest values of what the subscriber wants, before anything live."""
+    stored: dict[str, list[dict[str, Any]]] = {}
+    if TELEMETRY in sub.kinds:
+        with contextlib.suppress(ApiError):  # no stored values: live ones will come
+            for row in await state.adb(state.store.latest):
+                stored.setdefault(str(row["device"]), []).append(row)
+    for message in state.hub.snapshot(sub, stored):
         sub.offer(message["type"], message["twin"], message)
 
 
@@ -141,10 +148,11 @@ async def _receive(websocket: WebSocket, sub: Subscriber, state: ApiState) -> No
                                              "message": "prefixes must be a list of strings"})
                 continue
             sub.set_filter(prefixes, _kinds(msg.get("kinds", list(KINDS))))
+            state.hub.watch()
             sub.pending.clear()
             sub.offer("subscribed", "subscribed", {"type": "subscribed",
                                                    "prefixes": list(sub.prefixes),
                                                    "kinds": sorted(sub.kinds)})
-            _queue_snapshot(state, sub)
+            await _queue_snapshot(state, sub)
         elif msg.get("type") == "ping":
             sub.offer("pong", "pong", {"type": "pong", "ts": time.time()})

@@ -129,3 +129,30 @@ def test_filters_match_whole_segments() -> None:
         assert everything.wants("alert", "anything/at/all")
 
     asyncio.run(scenario())
+
+
+@pytest.mark.mosquitto
+def test_telemetry_is_heard_only_while_a_live_view_wants_it(client: TestClient,
+                                                            tokens: dict[str, str]) -> None:
+    state = client.app.state.api
+    hub, feed = state.hub, state.feed
+    hub.linger_s = 0.3
+    try:
+        deadline = time.monotonic() + 5
+        while feed.telemetry_live and time.monotonic() < deadline:  # earlier tests' views
+            time.sleep(0.05)
+        assert not feed.telemetry_live
+        with client.websocket_connect(f"/ws?token={tokens['viewer']}&kinds=state") as ws:
+            assert ws.receive_json()["type"] == "hello"
+            assert not feed.telemetry_live  # states only: no telemetry connection
+            ws.send_json({"type": "subscribe", "prefixes": [LINE_2], "kinds": ["telemetry"]})
+            seen = _collect(ws, lambda s: sum(m["type"] == "telemetry" for m in s) >= 3)
+            assert feed.telemetry_live
+            assert all(m["uns_path"].startswith(LINE_2) for m in seen
+                       if m["type"] == "telemetry")
+        deadline = time.monotonic() + 5
+        while feed.telemetry_live and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not feed.telemetry_live
+    finally:
+        hub.linger_s = 30.0
