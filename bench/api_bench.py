@@ -3,7 +3,10 @@
 A synthetic lab is generated and run as `dtnlab up` runs it (broker, engine and API as separate
 processes); bench/api_publisher.py publishes telemetry for every device at --ingest msg/s while
 an open-loop client sends --rate requests/s, half to each route, as a viewer.
-Run: python bench/api_bench.py [--quick]; prints a table and writes bench/results/api.json.
+Run: python bench/api_bench.py [--quick] [--nice -10]; prints a table and writes
+bench/results/api.json (not with --quick). Latency counts from when a request was due, so stalls
+show; the API's own histogram (/metrics) gives the server-side share. --nice gives the lab
+priority over other work sharing the machine.
 """
 
 from __future__ import annotations
@@ -197,10 +200,16 @@ def main() -> int:
     parser.add_argument("--ingest", type=float, default=5000.0, help="telemetry msg/s")
     parser.add_argument("--rate", type=float, default=200.0, help="API requests/s")
     parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--nice", type=int, default=0,
+                        help="run the lab and the client at this niceness (e.g. -10, as root) "
+                             "when other work shares the machine")
     args = parser.parse_args()
+    if args.nice:
+        os.setpriority(os.PRIO_PROCESS, 0, args.nice)  # every process and thread inherits it
     if args.quick:
         args.devices, args.seconds = min(args.devices, 500), min(args.seconds, 5.0)
     result = run(args.devices, args.ingest, args.rate, args.seconds, 3.0 if args.quick else 8.0)
+    result["nice"] = args.nice
     print(f"{args.devices} devices, engine ingesting {result['engine']['received_per_s']:.0f} "
           f"msg/s (target {args.ingest:.0f}), lag {result['engine']['lag_s'] * 1000:.1f} ms; "
           f"{result['achieved_rps']} req/s for {args.seconds:.0f}s")
@@ -212,6 +221,8 @@ def main() -> int:
     print("server side (the API's histogram): " + "; ".join(
         f"{k}: " + ", ".join(f"{q} {v}" for q, v in r.items())
         for k, r in result["server_ms"].items()))
+    print("slowest request per second (ms): " + " ".join(
+        f"{v:.0f}" for v in result["worst_ms_by_second"]))
     print("cpu % of one core: " + ", ".join(f"{n} {v}" for n, v in result["cpu_percent"].items()))
     worst = max(result["twin"]["p95"], result["history"]["p95"])
     print(f"p95 {worst:.1f} ms: {'within' if worst <= TARGET_P95_MS else 'OVER'} the "

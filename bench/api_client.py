@@ -61,6 +61,7 @@ async def open_loop(host: str, port: int, headers: dict[str, str],
     names = list(routes)
     latencies: dict[str, list[float]] = {name: [] for name in names}
     errors = dict.fromkeys(names, 0)
+    worst: dict[int, float] = {}  # second of the run -> its slowest request (ms)
 
     async def one(name: str, path: str, due: float) -> None:
         conn = await idle.get()
@@ -70,7 +71,10 @@ async def open_loop(host: str, port: int, headers: dict[str, str],
             status = 0
             conn = await Connection.open(host, port, headers)
         idle.put_nowait(conn)
-        latencies[name].append((time.perf_counter() - due) * 1000)
+        ms = (time.perf_counter() - due) * 1000
+        latencies[name].append(ms)
+        second = int(due - t0)
+        worst[second] = max(worst.get(second, 0.0), ms)
         errors[name] += status != 200
 
     tasks = []
@@ -87,7 +91,9 @@ async def open_loop(host: str, port: int, headers: dict[str, str],
     elapsed = time.perf_counter() - t0
     while not idle.empty():
         idle.get_nowait().close()
-    result: dict[str, Any] = {"requests": total, "achieved_rps": round(total / elapsed, 1)}
+    result: dict[str, Any] = {"requests": total, "achieved_rps": round(total / elapsed, 1),
+                              "worst_ms_by_second": [round(worst.get(s, 0.0), 1)
+                                                     for s in range(int(seconds))]}
     for name, values in latencies.items():
         result[name] = {"n": len(values), "errors": errors[name],
                         **{f"p{q}": round(percentile(values, q), 2) for q in (50, 95, 99)},

@@ -35,6 +35,7 @@ SOURCE_FILE = RUN_DIR / "regen-source.json"  # how to regenerate: written by `up
 LOCK_FILE = RUN_DIR / "regen.lock"
 STAGE_DIR = RUN_DIR / ".regen-stage"
 TMP_SUFFIX = ".regen-tmp"
+HISTORY = 20  # attempts kept in run/regen.json
 # Files whose change the running processes must hear about (broker files are handled apart).
 RUNTIME_INPUTS = (RUNTIME_FILE,)
 # Settings the command line may override: none of them changes how the inventory is read.
@@ -258,8 +259,15 @@ def regen_lock(folder: Path) -> Iterator[None]:
 
 
 def write_status(folder: Path, result: RegenResult) -> None:
+    """run/regen.json: the last attempt in full, and a short history of the ones before."""
     path = folder / STATUS_FILE
-    doc = result.status_doc(read_json(path))
+    previous = read_json(path)
+    doc = result.status_doc(previous)
+    twins = (doc.get("changes") or {}).get("twins") or {}
+    entry = {"ts": doc["ts"], "ok": doc["ok"], "trigger": doc["trigger"],
+             "error": doc["error"], "signalled": doc["signalled"],
+             **{k: twins.get(k, []) for k in ("added", "removed", "moved", "reconfigured")}}
+    doc["history"] = [*((previous or {}).get("history") or []), entry][-HISTORY:]
     write_file(path, json.dumps(doc, indent=1, sort_keys=True) + "\n", 0o644)
 
 

@@ -2,7 +2,8 @@
 
 paho's network thread only files what arrives: the newest raw telemetry per twin (parsed when
 someone looks), state and alert documents as events, acks to whoever waits. The WebSocket hub
-drains the events and the changed telemetry on the event loop.
+drains the events and the changed telemetry on the event loop. Telemetry comes on a second
+connection, open only while a live view wants it: everything else reads values from storage.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ AckWaiter = Callable[[dict[str, Any]], None]
 
 
 class LiveFeed:
-    """One MQTT connection of the lab's API user, and what it heard.
+    """The lab's API user on the broker (plus a telemetry connection on demand), and what
+    it heard.
 
     Args:
         lab: the loaded lab.
