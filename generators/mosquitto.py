@@ -83,6 +83,7 @@ def acl_rules(lab: Lab) -> dict[str, list[tuple[str, str]]]:
     rules[API_USER] = [
         ("read", f"{ent}/#"),
         ("write", f"{every}/command"),
+        ("write", f"{ent}/_twin/+/control"),  # maintenance on/off, applied by the engine
     ]
     if len(rules) != len(lab.twins) + 2:
         raise ValueError(f"a device id collides with {RUNTIME_USER!r} or {API_USER!r}")

@@ -123,7 +123,8 @@ def test_service_users_rules(rendered: dict[str, str], lab: Lab) -> None:
         f"topic readwrite {every}/alert",
         f"topic write {every}/command",
     } | aggregates
-    assert blocks[API_USER] == [f"topic read {ent}/#", f"topic write {every}/command"]
+    assert blocks[API_USER] == [f"topic read {ent}/#", f"topic write {every}/command",
+                                f"topic write {ent}/_twin/+/control"]
     assert not any("/_cell/_aggregate" in line for line in blocks[RUNTIME_USER])
 
 
