@@ -78,6 +78,7 @@ class RegenResult:
     signalled: list[str] = field(default_factory=list)
     running: bool = False
     seconds: dict[str, float] = field(default_factory=dict)
+    exit_code: int = 0  # the CLI's: 2 for an inventory that does not validate, 3 for NetBox
 
     def status_doc(self, previous: dict[str, Any] | None = None) -> dict[str, Any]:
         now = time.time()
@@ -324,9 +325,10 @@ def regenerate(load: Callable[[], Lab], folder_of: Callable[[Lab], Path],
     except InventoryError as exc:
         result = RegenResult(False, None, fallback_folder, trigger,
                              error=f"{exc.source}: the inventory does not validate",
-                             problems=[str(p) for p in exc.problems])
+                             problems=[str(p) for p in exc.problems], exit_code=exc.exit_code)
     except NetBoxError as exc:
-        result = RegenResult(False, None, fallback_folder, trigger, error=str(exc))
+        result = RegenResult(False, None, fallback_folder, trigger, error=str(exc),
+                             exit_code=exc.exit_code)
     else:
         seconds["load"] = time.perf_counter() - start
         result = _apply(lab, folder_of(lab), trigger, apply, seconds)
@@ -345,7 +347,8 @@ def _apply(lab: Lab, folder: Path, trigger: str, apply: bool,
         try:
             pv = preview(lab, folder, stage)
         except (ValueError, KeyError) as exc:  # a generator refused the model
-            return RegenResult(False, lab.name, folder, trigger, error=f"render failed: {exc}")
+            return RegenResult(False, lab.name, folder, trigger, error=f"render failed: {exc}",
+                               exit_code=1)
         seconds["render"] = time.perf_counter() - mark
         result = RegenResult(True, lab.name, folder, trigger, preview=pv)
         if not pv.changed:

@@ -497,6 +497,8 @@ class LabBuilder:
         terms: list[NetBoxObject],
         interfaces: dict[object, tuple[str, NetBoxObject]],
     ) -> tuple[str, str] | None:
+        if not terms:
+            return ("__outside__", "")  # a dangling cable (its far device was deleted): no link
         if len(terms) != 1:
             self.problems.add("dcim.cables", cable, side,
                               f"has {len(terms)} terminations; a lab link needs exactly one "

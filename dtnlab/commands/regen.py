@@ -20,7 +20,6 @@ from .common import add_inventory_options, lab_dir, load_lab
 from .netbox import netbox_source
 
 WATCH_STATE = Path("run/watch.json")
-EXIT_INVENTORY, EXIT_NETBOX = 2, 3
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -104,13 +103,6 @@ def report(result: regen.RegenResult) -> None:
         print("the lab is not running: files only")
 
 
-def exit_code(result: regen.RegenResult) -> int:
-    if result.ok:
-        return 0
-    return EXIT_NETBOX if result.problems == [] and "NetBox" in (result.error or "") else (
-        EXIT_INVENTORY)
-
-
 def cmd_regen(args: argparse.Namespace) -> int:
     result = run_regen(args, args.trigger, apply=not args.no_apply)
     if args.json:
@@ -126,7 +118,7 @@ def cmd_regen(args: argparse.Namespace) -> int:
         elif waited is None and not args.json:
             print(f"warning: the running lab did not confirm within {args.wait:g}s; "
                   "see `dtnlab logs`", file=sys.stderr)
-    return exit_code(result)
+    return result.exit_code
 
 
 # -- watch ---------------------------------------------------------------------------------
