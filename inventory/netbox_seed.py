@@ -6,32 +6,28 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Hashable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from .build import ENDPOINTS, IMPAIRMENT_FIELDS
 from .config_context import ASSIGNMENTS
 from .names import slugify
-from .netbox_client import NetBoxClient, NetBoxObject, chunk_ids
+from .netbox_client import NetBoxClient, NetBoxObject
+from .netbox_seed_links import seed_cables, seed_primary_ips
 from .netbox_seed_spec import (
     CUSTOM_FIELD_TYPES,
     DEFAULTS,
     FIELDS,
     NATURAL_KEYS,
     OBJECT_TYPES,
-    UNCABLEABLE,
-    choice_value,
     fetch_fields,
     in_file_order,
     location_depth,
-    normal_address,
     object_label,
     ref_target,
-    termination_set,
 )
-from .netbox_shape import CONTEXT_ENDPOINTS, cables_from_terminations, ref_id
-from .netbox_sync import WRITE_CHUNK, EndpointSync, SyncResult, Wanted, differences
+from .netbox_shape import CONTEXT_ENDPOINTS
+from .netbox_sync import EndpointSync, SyncResult, Wanted
 from .refs import Index, label
 
 log = logging.getLogger(__name__)
@@ -201,12 +197,10 @@ class Seeder:
                          "dcim.device-roles", "dcim.device-types", "ipam.roles",
                          "ipam.prefixes", "dcim.devices", "dcim.interfaces"):
             self.simple(endpoint)
-        for stage in (self.cables, lambda: self.simple("ipam.ip-addresses"), self.primary_ips,
-                      self.config_contexts):
-            began = time.perf_counter()
-            stage()
-            log.debug("stage %s took %.1f s", getattr(stage, "__name__", "addresses"),
-                      time.perf_counter() - began)
+        seed_cables(self)
+        self.simple("ipam.ip-addresses")
+        seed_primary_ips(self)
+        self.config_contexts()
         self.report.requests = self.client.requests - before
         self.report.seconds = time.perf_counter() - start
         return self.report
@@ -228,7 +222,7 @@ class Seeder:
         self.ids.setdefault(endpoint, {}).update(result.ids)
         self.report.counts[endpoint] = result.counts
         self.report.problems += result.problems
-        log.info("%s: %d created, %d updated, %d unchanged in %.1f s", endpoint,
+        log.debug("%s: %d created, %d updated, %d unchanged in %.1f s", endpoint,
                  result.counts["created"], result.counts["updated"], result.counts["unchanged"],
                  time.perf_counter() - start)
 
@@ -329,167 +323,6 @@ class Seeder:
             self.client.patch("extras.custom-fields", patches)
             counts["updated"] += len(patches)
         self.report.counts["extras.custom-fields"] = counts
-
-    def cables(self) -> None:
-        """Cables are matched by the interfaces they join: a cable on the same interfaces is
-        the same cable (patched if its ends or fields differ); one cable per interface."""
-        endpoint = "dcim.cables"
-        counts = Counter[str]()
-        present = self.present_cables()
-        on_end = {(t["object_type"], t["object_id"]): cable for cable in present
-                  for side in ("a_terminations", "b_terminations") for t in cable[side]}
-        creates: list[Wanted] = []
-        patches: list[tuple[Wanted, dict[str, Any]]] = []
-        for position, obj in enumerate(in_file_order(self.file[endpoint].objects), 1):
-            name = object_label(endpoint, obj, position)
-            body = self.payload(endpoint, obj, name)
-            ends = [self.cable_ends(obj, side, name)
-                    for side in ("a_terminations", "b_terminations")]
-            if body is None or ends[0] is None or ends[1] is None:
-                continue
-            body["a_terminations"], body["b_terminations"] = ends
-            wanted = Wanted(name, id(obj), body)
-            found: dict[int, NetBoxObject] = {}
-            for end in termination_set(ends[0]) | termination_set(ends[1]):
-                if end in on_end:
-                    found[on_end[end]["id"]] = on_end[end]
-            if len(found) > 1:
-                ids = ", ".join(f"#{c['id']}" for c in found.values())
-                self.problem(endpoint, name, "terminations", f"its interfaces are cabled by "
-                             f"several NetBox cables ({ids}); fix them in NetBox first")
-                continue
-            if not found:
-                creates.append(wanted)
-                continue
-            cable = next(iter(found.values()))
-            changed = differences({k: v for k, v in body.items() if "terminations" not in k},
-                                  cable)
-            have = {frozenset(termination_set(cable["a_terminations"])),
-                    frozenset(termination_set(cable["b_terminations"]))}
-            if have != {frozenset(termination_set(ends[0])), frozenset(termination_set(ends[1]))}:
-                changed.update(a_terminations=ends[0], b_terminations=ends[1])
-            if changed:
-                patches.append((wanted, {"id": cable["id"], **changed}))
-            else:
-                counts["unchanged"] += 1
-        sync = EndpointSync(self.client, endpoint, lambda o: id(o))
-        result = SyncResult()
-        sync.create_all(creates, result, self.parallel, self.cable_lanes(creates))
-        sync.patch_all(patches, result)
-        counts.update(result.counts)
-        self.report.counts[endpoint] = counts
-        self.report.problems += result.problems
-
-    def present_cables(self) -> list[NetBoxObject]:
-        """The NetBox cables on the inventory's interfaces, with all their ends."""
-        terms = "id,cable,cable_end,termination_type,termination_id"
-        ours = sorted(i for i in self.iface_device if i is not None)
-        cable_ids: set[int] = set()
-        for chunk in chunk_ids("interface_id", ours):
-            rows = self.client.list_all("dcim.cable-terminations",
-                                        {"fields": terms, "interface_id": chunk})
-            cable_ids |= {c for c in (ref_id(r.get("cable")) for r in rows) if c is not None}
-        ends: list[NetBoxObject] = []
-        own: dict[int, NetBoxObject] = {}
-        for chunk in chunk_ids("cable_id", sorted(cable_ids)):
-            ends += self.client.list_all("dcim.cable-terminations",
-                                         {"fields": terms, "cable_id": chunk})
-            own.update((c["id"], c) for c in self.client.list_all("dcim.cables", {
-                "fields": "id," + ",".join(FIELDS["dcim.cables"]), "id": chunk}))
-        return cables_from_terminations(ends, own, {})
-
-    def cable_lanes(self, creates: list[Wanted]) -> Callable[[Wanted], Hashable]:
-        """Cables that touch a common device (by any chain of new cables) share one lane.
-
-        Creating a cable updates its interfaces and traces paths across its devices; cables of
-        disjoint device groups (e.g. the cells of a plant) can then be written concurrently.
-        """
-        parent: dict[int, int] = {}
-
-        def root(node: int) -> int:
-            while parent.setdefault(node, node) != node:
-                parent[node] = parent[parent[node]]
-                node = parent[node]
-            return node
-
-        devices_of = {}
-        for item in creates:
-            ends = item.payload["a_terminations"] + item.payload["b_terminations"]
-            devices = [self.iface_device.get(t["object_id"], -t["object_id"]) for t in ends]
-            devices_of[id(item)] = devices
-            for other in devices[1:]:
-                parent[root(other)] = root(devices[0])
-        return lambda item: root(devices_of[id(item)][0])
-
-    def cable_ends(
-        self, cable: dict[str, Any], side: str, name: str
-    ) -> list[dict[str, Any]] | None:
-        ends = []
-        for term in cable.get(side) or []:
-            kind = term.get("object_type", "dcim.interface")
-            if kind != "dcim.interface":
-                self.problem("dcim.cables", name, side, f"ends on {kind}; only interface cables "
-                             "can be seeded")
-                return None
-            ref = term.get("object_id")
-            iface = self.file_interface(ref, term.get("object"))
-            iface_id = self.ids.get("dcim.interfaces", {}).get(id(iface)) if iface else None
-            if iface_id is None:
-                self.problem("dcim.cables", name, side, f"interface {ref!r} is not in the "
-                             "inventory or was not seeded")
-                return None
-            kind_of_port = choice_value(iface.get("type")) if iface else None
-            if kind_of_port in UNCABLEABLE:
-                # Checked here: NetBox refuses it too, but only after rolling back a whole batch.
-                where = object_label("dcim.interfaces", iface, 0) if iface else "?"
-                self.problem("dcim.cables", name, side, f"ends on {where}, a {kind_of_port} "
-                             "interface: NetBox refuses cables on wireless and virtual "
-                             "interfaces (give it a wired type, or leave it uncabled)")
-                return None
-            ends.append({"object_type": kind, "object_id": iface_id})
-        if not ends:
-            self.problem("dcim.cables", name, side, "has no terminations")
-            return None
-        return ends
-
-    def primary_ips(self) -> None:
-        """Set each device's primary IPv4 once its addresses exist."""
-        device_ids = sorted(self.ids.get("dcim.devices", {}).values())
-        current: dict[int, int | None] = {}
-        for chunk in chunk_ids("id", device_ids):
-            for row in self.client.list_all("dcim.devices", {"fields": "id,primary_ip4",
-                                                             "id": chunk}):
-                current[row["id"]] = ref_id(row.get("primary_ip4"))
-        patches, counts = [], Counter[str]()
-        addresses = {normal_address(a.get("address")): a
-                     for a in self.file["ipam.ip-addresses"].objects}
-        for obj in self.file["dcim.devices"].objects:
-            dev_id = self.ids.get("dcim.devices", {}).get(id(obj))
-            ref = obj.get("primary_ip4")
-            if dev_id is None or ref is None:
-                continue
-            ip = self.file["ipam.ip-addresses"].get(ref)
-            if ip is None or (isinstance(ref, dict) and "address" in ref):
-                # A device names its primary address; the file's ids may be absent or stale.
-                address = ref.get("address") if isinstance(ref, dict) else ref
-                ip = addresses.get(normal_address(address), ip)
-            ip_id = self.ids.get("ipam.ip-addresses", {}).get(id(ip)) if ip else None
-            if ip_id is None:
-                shown = label(ref) if isinstance(ref, dict) else ref
-                self.problem("dcim.devices", obj.get("name", "?"), "primary_ip4",
-                             f"{shown!r} is not an address seeded from the inventory")
-            elif current.get(dev_id) != ip_id:
-                patches.append({"id": dev_id, "primary_ip4": ip_id})
-            else:
-                counts["unchanged"] += 1
-        # Each patch saves one device (and re-caches its components): disjoint rows, so the
-        # chunks go out concurrently.
-        size = max(1, min(WRITE_CHUNK, -(-len(patches) // self.parallel)))
-        chunks = [patches[i:i + size] for i in range(0, len(patches), size)]
-        with ThreadPoolExecutor(max_workers=self.parallel) as pool:
-            list(pool.map(lambda chunk: self.client.patch("dcim.devices", chunk), chunks))
-        counts["updated"] = len(patches)
-        self.report.counts["dcim.devices.primary_ip4"] = counts
 
     def config_contexts(self) -> None:
         endpoint = "extras.config-contexts"

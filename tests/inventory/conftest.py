@@ -16,7 +16,8 @@ import pytest
 import requests
 from requests.adapters import BaseAdapter
 
-from dtnlab.inventory.netbox_seed import UNCABLEABLE, SeedReport, seed
+from dtnlab.inventory.netbox_seed import SeedReport, seed
+from dtnlab.inventory.netbox_seed_spec import UNCABLEABLE
 from dtnlab.inventory.source import read_inventory_file
 from tests.conftest import DEMO_INVENTORY, REPO
 
