@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import gzip
 import json
 import os
@@ -17,7 +16,6 @@ import requests
 from requests.adapters import BaseAdapter
 
 from dtnlab.inventory.netbox_seed import SeedReport, seed
-from dtnlab.inventory.netbox_seed_spec import UNCABLEABLE
 from dtnlab.inventory.source import read_inventory_file
 from tests.conftest import DEMO_INVENTORY, REPO
 
@@ -29,28 +27,10 @@ REPLAY_DIR = Path(__file__).resolve().parent / "netbox_replay"
 DEMO_SITES = ["plant-aarhus", "plant-brno"]
 
 
-def netbox_valid(data: dict[str, Any]) -> dict[str, Any]:
-    """The demo plant as NetBox can hold it: NetBox refuses cables on wireless interfaces, so a
-    cabled wireless interface becomes type `other` (a no-op once the demo itself is fixed)."""
-    data = copy.deepcopy(data)
-    cabled = {t.get("object_id") for c in data.get("dcim.cables") or []
-              for side in ("a_terminations", "b_terminations") for t in c.get(side) or []}
-    for iface in data.get("dcim.interfaces") or []:
-        kind = iface.get("type")
-        value = kind.get("value") if isinstance(kind, dict) else kind
-        if iface.get("id") in cabled and value in UNCABLEABLE:
-            iface["type"] = {"value": "other"}
-    return data
-
-
 @pytest.fixture(scope="session")
-def demo_valid(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The NetBox-valid demo plant as an inventory file of its own (lab name demo-plant)."""
-    folder = tmp_path_factory.mktemp("inventory") / "demo-plant"
-    folder.mkdir()
-    path = folder / "inventory.json"
-    path.write_text(json.dumps(netbox_valid(read_inventory_file(DEMO_INVENTORY))))
-    return path
+def demo_valid() -> Path:
+    """The demo plant, which NetBox can hold as it is (no cable ends on wireless interfaces)."""
+    return DEMO_INVENTORY
 
 
 def read_env() -> dict[str, str]:

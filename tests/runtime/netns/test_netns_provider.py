@@ -79,8 +79,9 @@ def test_demo_plant_telemetry_crosses_the_veths_into_stored_twin_state(
     assert set(status.twins.states.values()) == {"healthy"}
     wait_for(lambda: _stored_devices(demo_lab.lab_dir) >= twins, 20, "telemetry of every twin")
     plan = load_plan(netns_dir(demo_lab.lab_dir))
-    assert plan.addresses_from == "inventory.yaml"
+    assert plan.addresses_from == "runtime.json"  # NetBox's addresses, as generated
     plc = plan.nodes["aar-l1-c1-plc-01"]
+    assert plc.address == "10.1.1.10"  # the PLC's eth1 address in the demo inventory
     pids = subprocess.run(["ip", "netns", "pids", plc.ns], capture_output=True, text=True,
                           check=True).stdout.split()
     assert pids, "the PLC's emulator runs inside the PLC's namespace"
