@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from dtnlab.generators import writer
-from dtnlab.generators.pipeline import SECRETS_DIR, Rendered, render_lab
+from dtnlab.generators.pipeline import SECRETS_DIR, Rendered, paused_gc, render_lab
 from dtnlab.generators.secret_files import write_file
 from dtnlab.inventory.errors import InventoryError, Problem
 from dtnlab.inventory.model import Lab, Settings
@@ -221,9 +221,8 @@ def commit_files(folder: Path, files: dict[str, str], inventory_digest: str) -> 
     A failure while writing (disk full) removes the temporaries and leaves the lab as it was;
     renames cannot run out of space, so once they start the lab is moved in one sweep.
     """
-    result = writer.plan(folder, files, inventory_digest)
-    wanted = dict(files)
-    wanted[writer.MANIFEST] = writer.manifest_text(files, inventory_digest)
+    wanted = writer.with_manifest(files, inventory_digest)
+    result = writer.plan_files(folder, wanted)
     # The manifest goes last, so a crash part-way is seen as a stale lab and regenerated.
     order = [p for p in result.created + result.changed if p != writer.MANIFEST]
     order += [p for p in (writer.MANIFEST,) if p in result.created + result.changed]
@@ -303,6 +302,7 @@ def record_source(folder: Path, argv: list[str], selection: dict[str, Any], lab:
     record_devices(folder, lab)
 
 
+@paused_gc()
 def regenerate(load: Callable[[], Lab], folder_of: Callable[[Lab], Path],
                fallback_folder: Path | None, trigger: str = "cli",
                apply: bool = True) -> RegenResult:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import os
+import json
+import subprocess
+import sys
 from collections.abc import Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 
 # What mosquitto_passwd 2.0 writes and the broker expects: `user:$7$<iterations>$<salt>$<hash>`
 # with standard, padded base64 (checked against /usr/bin/mosquitto_passwd 2.0.11).
@@ -15,8 +16,9 @@ ITERATIONS = 101
 SALT_BYTES = 12
 HASH_BYTES = 64
 SALT_CONTEXT = b"dtnlab mosquitto passwd salt v1\0"
-# pbkdf2_hmac releases the GIL, so big labs hash on every core; small ones skip the pool.
-PARALLEL_FROM = 2000
+# Big labs hash in a child interpreter, on a core of its own: threads would wait for the GIL
+# behind the generators rendering meanwhile (render_lab runs this generator in the background).
+CHILD_FROM = 1000
 
 
 def salt_for(user: str, password: str, salt_key: str) -> bytes:
@@ -43,7 +45,7 @@ def _check_user(user: str) -> str:
     return user
 
 
-def _lines(items: Iterable[tuple[str, str]], salt_key: str) -> list[str]:
+def passwd_lines(items: Iterable[tuple[str, str]], salt_key: str) -> list[str]:
     return [f"{_check_user(user)}:{password_hash(password, salt_for(user, password, salt_key))}"
             for user, password in items]
 
@@ -59,13 +61,23 @@ def render_passwd(passwords: Mapping[str, str], salt_key: str) -> str:
         The file's text, ending in a newline.
     """
     items = sorted(passwords.items())
-    workers = min(os.cpu_count() or 1, 8)
-    if len(items) < PARALLEL_FROM or workers == 1:
-        lines = _lines(items, salt_key)
-    else:
-        size = -(-len(items) // workers)
-        chunks = [items[i:i + size] for i in range(0, len(items), size)]
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            lines = [line for part in pool.map(_lines, chunks, [salt_key] * len(chunks))
-                     for line in part]
+    for user, _ in items:
+        _check_user(user)
+    small = len(items) < CHILD_FROM
+    lines = passwd_lines(items, salt_key) if small else _lines_in_child(items, salt_key)
     return "".join(f"{line}\n" for line in lines)
+
+
+def _lines_in_child(items: list[tuple[str, str]], salt_key: str) -> list[str]:
+    """The lines, hashed by `python -m` this module; the secrets travel over a pipe only."""
+    request = json.dumps({"salt_key": salt_key, "items": items})
+    done = subprocess.run([sys.executable, "-m", __name__], input=request, capture_output=True,
+                          text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"hashing the Mosquitto passwords failed: {done.stderr.strip()[-300:]}")
+    return done.stdout.splitlines()
+
+
+if __name__ == "__main__":
+    job = json.load(sys.stdin)
+    sys.stdout.write("\n".join(passwd_lines(((u, p) for u, p in job["items"]), job["salt_key"])))

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from dtnlab.inventory.model import Lab
 
-from .registry import select
+from .registry import Renderer, select
 from .secrets import LabSecrets, ensure_secrets
 
 SECRETS_DIR = "secrets"
+# Generators whose time goes to work that releases the GIL (Mosquitto's PBKDF2 password
+# hashes): they start first on a thread of their own while the others render meanwhile.
+OFF_GIL = frozenset({"mosquitto"})
 
 
 @dataclass
@@ -28,18 +35,48 @@ def lab_digest(lab: Lab) -> str:
     return hashlib.sha256(lab.model_dump_json().encode()).hexdigest()
 
 
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """Pause the cyclic garbage collector for one load-render-write pass.
+
+    The pass builds a large object graph without cycles to reclaim; the collector's full
+    passes over it cost a third of the time at 10,000 devices. Reference counting still frees
+    everything, and the collector is back on afterwards.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _timed(renderer: Renderer, lab: Lab, secrets: LabSecrets) -> tuple[dict[str, str], float]:
+    start = time.perf_counter()
+    output = renderer(lab, secrets)
+    return output, time.perf_counter() - start
+
+
 def render_lab(lab: Lab, lab_dir: Path, only: list[str] | None = None) -> Rendered:
     """Create or load the lab's secrets, then render the chosen generators."""
     timings: dict[str, float] = {}
     start = time.perf_counter()
     secrets: LabSecrets = ensure_secrets(lab, lab_dir / SECRETS_DIR)
     timings["secrets"] = time.perf_counter() - start
+    chosen = select(only)
+    outputs: dict[str, tuple[dict[str, str], float]] = {}
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        background = {name: pool.submit(_timed, renderer, lab, secrets)
+                      for name, renderer in chosen.items() if name in OFF_GIL}
+        for name, renderer in chosen.items():
+            if name not in background:
+                outputs[name] = _timed(renderer, lab, secrets)
+        outputs.update({name: future.result() for name, future in background.items()})
     files: dict[str, str] = {}
     by_generator: dict[str, list[str]] = {}
-    for name, renderer in select(only).items():
-        start = time.perf_counter()
-        output = renderer(lab, secrets)
-        timings[name] = time.perf_counter() - start
+    for name in chosen:  # the registry's order, whatever finished first
+        output, timings[name] = outputs[name]
         by_generator[name] = sorted(output)
         files.update(output)
     return Rendered(files, by_generator, lab_digest(lab), timings)

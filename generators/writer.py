@@ -50,11 +50,14 @@ def _current(path: Path) -> str | None:
         return None
 
 
-def plan(lab_dir: Path, files: dict[str, str], inventory_digest: str) -> WriteResult:
-    """What writing `files` would do, without touching anything."""
+def with_manifest(files: dict[str, str], inventory_digest: str) -> dict[str, str]:
+    """The files a write leaves in the lab folder: the generated ones and their manifest."""
+    return {**files, MANIFEST: manifest_text(files, inventory_digest)}
+
+
+def plan_files(lab_dir: Path, wanted: dict[str, str]) -> WriteResult:
+    """What writing `wanted` (manifest included) would do."""
     result = WriteResult()
-    wanted = dict(files)
-    wanted[MANIFEST] = manifest_text(files, inventory_digest)
     for rel, text in sorted(wanted.items()):
         current = _current(lab_dir / rel)
         bucket = result.created if current is None else (
@@ -64,11 +67,15 @@ def plan(lab_dir: Path, files: dict[str, str], inventory_digest: str) -> WriteRe
     return result
 
 
+def plan(lab_dir: Path, files: dict[str, str], inventory_digest: str) -> WriteResult:
+    """What writing `files` would do, without touching anything."""
+    return plan_files(lab_dir, with_manifest(files, inventory_digest))
+
+
 def write(lab_dir: Path, files: dict[str, str], inventory_digest: str) -> WriteResult:
     """Write the lab's generated files; rewrite only those whose content changed."""
-    result = plan(lab_dir, files, inventory_digest)
-    wanted = dict(files)
-    wanted[MANIFEST] = manifest_text(files, inventory_digest)
+    wanted = with_manifest(files, inventory_digest)
+    result = plan_files(lab_dir, wanted)
     made_dirs: set[Path] = set()
     created = set(result.created)
     for rel in result.created + result.changed:
@@ -89,9 +96,8 @@ def write(lab_dir: Path, files: dict[str, str], inventory_digest: str) -> WriteR
 
 def unified_diff(lab_dir: Path, files: dict[str, str], inventory_digest: str) -> str:
     """A unified diff from what is on disk to what a write would leave there."""
-    result = plan(lab_dir, files, inventory_digest)
-    wanted = dict(files)
-    wanted[MANIFEST] = manifest_text(files, inventory_digest)
+    wanted = with_manifest(files, inventory_digest)
+    result = plan_files(lab_dir, wanted)
     chunks = []
     for rel in result.created + result.changed + result.removed:
         old = _current(lab_dir / rel) or ""

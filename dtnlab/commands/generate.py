@@ -6,7 +6,7 @@ import argparse
 import time
 
 from dtnlab.generators import writer
-from dtnlab.generators.pipeline import render_lab
+from dtnlab.generators.pipeline import paused_gc, render_lab
 
 from .common import add_inventory_options, lab_dir, load_lab, progress
 from .regen import cmd_diff as diff_with_plan
@@ -30,6 +30,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+@paused_gc()
 def cmd_generate(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     lab = load_lab(args)

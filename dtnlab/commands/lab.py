@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from dtnlab.generators import writer
-from dtnlab.generators.pipeline import render_lab
+from dtnlab.generators.pipeline import paused_gc, render_lab
 from dtnlab.inventory.names import slugify
 from dtnlab.regen import STATUS_FILE, read_json
 from dtnlab.runtime.emulator.control import applied_faults, request_fault
@@ -90,10 +90,11 @@ def cmd_up(args: argparse.Namespace) -> int:
     if args.no_generate:
         folder = _folder(args)
     else:
-        lab = load_lab(args)
-        folder = lab_dir(args, lab)
-        rendered = render_lab(lab, folder)
-        result = writer.write(folder, rendered.files, rendered.inventory_digest)
+        with paused_gc():
+            lab = load_lab(args)
+            folder = lab_dir(args, lab)
+            rendered = render_lab(lab, folder)
+            result = writer.write(folder, rendered.files, rendered.inventory_digest)
         progress(f"generated {folder}: {len(result.created)} created, "
                  f"{len(result.changed)} changed")
         record_source(args, lab, folder)  # how the webhook receiver regenerates it
