@@ -1,10 +1,11 @@
 """Emulator benchmark: N devices, each its own MQTT connection, against a real Mosquitto.
 
 Generates a synthetic lab of N twins (sensors every 5 s, switches every 10 s), starts the lab's
-broker as the local provider does, then the emulator processes, and measures: time until every
-device is connected, RSS and CPU of the emulators and of the broker over a steady window, the
-telemetry rate a subscriber sees, and the time for every device to come back after the broker
-is killed and restarted.
+broker and twin engine (SQLite storage) as the local provider does, then the emulator processes,
+and measures: time until every device is connected, RSS and CPU of the emulators, the engine and
+the broker over a steady window, the telemetry rate a subscriber sees, the twins' states, and
+the time for every device to come back after the broker is killed and restarted. Baseline in
+the same script: the same devices on paho-mqtt in one process (bench/emulators_paho.py).
 
 Run: python bench/emulators_bench.py [--quick] [--devices 10000] [--shards 2] [--window 30]
 Writes bench/results/emulators.json.
@@ -44,6 +45,7 @@ from dtnlab.runtime.providers.broker import (  # noqa: E402
     stage_broker,
 )
 from dtnlab.runtime.providers.nodes import port_open, runtime_argv  # noqa: E402
+from dtnlab.runtime.providers.states import engine_status  # noqa: E402
 from dtnlab.runtime.providers.supervisor import raise_fd_limit  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -161,8 +163,11 @@ def bench(devices: int, shards: int, window: float, keep: bool) -> dict[str, Any
     logs.mkdir(parents=True, exist_ok=True)
     broker = start_broker(folder, logs / "broker.log")
     emulators: list[subprocess.Popen[bytes]] = []
+    env = {**os.environ, "DTN_LOG_LEVEL": "WARNING"}
+    with (logs / "engine.log").open("ab") as out:
+        engine = subprocess.Popen(runtime_argv("engine", folder), stdout=out,
+                                  stderr=subprocess.STDOUT, env=env)
     try:
-        env = {**os.environ, "DTN_LOG_LEVEL": "WARNING"}
         for k in range(shards):
             argv = runtime_argv("emulator", folder, "--shard", f"{k}/{shards}", "--name",
                                 f"emulator-{k}")
@@ -190,7 +195,8 @@ def bench(devices: int, shards: int, window: float, keep: bool) -> dict[str, Any
         counter.start()
         counter.ready.wait(10)
         time.sleep(3.0)  # let the first telemetry period pass
-        pids = {"broker": broker.pid, **{f"emulator-{k}": p.pid for k, p in enumerate(emulators)}}
+        pids = {"broker": broker.pid, "engine": engine.pid,
+                **{f"emulator-{k}": p.pid for k, p in enumerate(emulators)}}
         before = {n: cpu_ticks(p) for n, p in pids.items()}
         count_before, t0 = counter.count, time.monotonic()
         time.sleep(window)
@@ -203,11 +209,15 @@ def bench(devices: int, shards: int, window: float, keep: bool) -> dict[str, Any
                        for p in (folder / "twins").glob("*.json"))
         result.update({"window_s": round(elapsed, 1), "cpu_percent": cpu, "rss_mb": rss,
                        "telemetry_per_s": round(rate), "expected_per_s": round(expected),
-                       "emulators_cpu_percent": round(sum(v for n, v in cpu.items()
-                                                          if n != "broker"), 1),
-                       "emulators_rss_mb": round(sum(v for n, v in rss.items()
-                                                     if n != "broker"), 1)})
-        print(f"steady {elapsed:.0f}s: telemetry {rate:.0f}/s (expected {expected:.0f}/s)")
+                       "emulators_cpu_percent": round(sum(
+                           v for n, v in cpu.items() if n.startswith("emulator")), 1),
+                       "emulators_rss_mb": round(sum(
+                           v for n, v in rss.items() if n.startswith("emulator")), 1),
+                       "twin_states": {k: v for k, v in
+                                       (engine_status(folder) or {}).get("states", {}).items()
+                                       if v}})
+        print(f"steady {elapsed:.0f}s: telemetry {rate:.0f}/s (expected {expected:.0f}/s); "
+              f"twins {result['twin_states']}")
         for name in pids:
             print(f"  {name:<12} CPU {cpu[name]:>5.1f}%  RSS {rss[name]:>7.1f} MB")
         # broker restart: kill it hard, start it again, time until every device is back
@@ -223,9 +233,9 @@ def bench(devices: int, shards: int, window: float, keep: bool) -> dict[str, Any
         print(f"broker killed and restarted: all devices back in "
               f"{result['reconnect_after_broker_restart_s']}s")
     finally:
-        for proc in emulators:
+        for proc in [*emulators, engine]:
             proc.send_signal(signal.SIGTERM)
-        for proc in emulators:
+        for proc in [*emulators, engine]:
             try:
                 proc.wait(30)
             except subprocess.TimeoutExpired:
@@ -239,6 +249,14 @@ def bench(devices: int, shards: int, window: float, keep: bool) -> dict[str, Any
     result["bench_peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
                                         / 1024, 1)
     return result
+
+
+def paho_baseline(devices: int, window: float) -> dict[str, Any]:
+    """bench/emulators_paho.py on the same number of devices, in a process of its own."""
+    out = subprocess.run([sys.executable, str(Path(__file__).with_name("emulators_paho.py")),
+                          "--devices", str(devices), "--window", str(window)],
+                         capture_output=True, text=True, check=True, timeout=900)
+    return dict(json.loads(out.stdout))
 
 
 def main() -> None:
@@ -256,6 +274,12 @@ def main() -> None:
 
     shards = args.shards or default_shards(devices)
     result = bench(devices, shards, window, args.keep)
+    result["paho_baseline"] = paho_baseline(devices, window)
+    lean, paho = result["emulators_rss_mb"], result["paho_baseline"]["rss_mb"]
+    print(f"baseline, the same {devices} devices on paho-mqtt in one process: connected in "
+          f"{result['paho_baseline']['connect_all_s']}s, RSS {paho:.0f} MB vs {lean:.0f} MB "
+          f"({paho / lean:.1f}x), CPU {result['paho_baseline']['cpu_percent']}% vs "
+          f"{result['emulators_cpu_percent']}%")
     out = REPO / "bench" / "results" / f"emulators{'-quick' if args.quick else ''}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1) + "\n")
