@@ -23,7 +23,7 @@ from dtnlab.generators.secret_files import write_file
 from dtnlab.inventory.errors import InventoryError, Problem
 from dtnlab.inventory.model import Lab, Settings
 from dtnlab.inventory.netbox_client import NetBoxError
-from dtnlab.runtime.labfiles import RUNTIME_FILE, TWINS_DIR, TwinConfig
+from dtnlab.runtime.labfiles import RUNTIME_FILE, TWINS_DIR, TwinConfig, read_json
 from dtnlab.runtime.providers.reload import reload_running_lab, running_nodes
 from dtnlab.runtime.reconcile import BROKER_FILES, ReconcilePlan, plan_twins
 
@@ -99,14 +99,6 @@ class RegenResult:
 
 
 # -- reading what is on disk ---------------------------------------------------------------------
-
-def read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        doc = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return doc if isinstance(doc, dict) else None
-
 
 def _twin_texts_on_disk(folder: Path) -> dict[str, str]:
     """Twin id -> the text of twins/<id>.json, for the twins runtime.json lists."""

@@ -27,6 +27,7 @@ from starlette.responses import JSONResponse
 
 from .api.deps import State, Viewer
 from .api.errors import ApiError
+from .labfiles import read_json
 
 log = logging.getLogger(__name__)
 
@@ -258,14 +259,6 @@ class RegenScheduler:
         """Wait for a pending or running regen (tests, shutdown)."""
         if self._task is not None:
             await self._task
-
-
-def read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        doc = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return doc if isinstance(doc, dict) else None
 
 
 def scheduler_of(request: Request, lab_dir: Path) -> RegenScheduler:

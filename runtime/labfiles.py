@@ -113,6 +113,19 @@ def _read_json(path: Path) -> Any:
         raise LabFileError(f"{path}: invalid JSON at line {exc.lineno}: {exc.msg}") from None
 
 
+def read_json(path: Path) -> dict[str, Any] | None:
+    """A JSON object file that may be missing or half-written (status and state files).
+
+    Returns:
+        The object, or None when the file is unreadable, not JSON or not an object.
+    """
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
 def _parse(model: type[_Model], path: Path) -> Any:
     try:
         return model.model_validate(_read_json(path))

@@ -7,7 +7,6 @@ import struct
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from .emulator.mqtt import Will  # one last-will type for both clients; stdlib only
 from .labfiles import LabFiles
 
 log = logging.getLogger(__name__)
@@ -132,14 +132,6 @@ class _FastReadClient(paho.Client):
 
 
 _PUBACK = struct.Struct("!BBH")
-
-
-@dataclass(frozen=True)
-class Will:
-    topic: str
-    payload: bytes
-    qos: int = 1
-    retain: bool = True
 
 
 class MqttClient:

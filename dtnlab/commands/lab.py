@@ -13,9 +13,10 @@ from typing import Any
 from dtnlab.generators import writer
 from dtnlab.generators.pipeline import paused_gc, render_lab
 from dtnlab.inventory.names import slugify
-from dtnlab.regen import STATUS_FILE, read_json
+from dtnlab.regen import STATUS_FILE
 from dtnlab.runtime.emulator.control import applied_faults, request_fault
 from dtnlab.runtime.emulator.faults import FAULT_KINDS
+from dtnlab.runtime.labfiles import read_json
 from dtnlab.runtime.providers import PROVIDERS, LabStatus, ProviderError, provider_class
 from dtnlab.runtime.providers.base import Provider
 from dtnlab.runtime.providers.commands import send_command

@@ -15,6 +15,7 @@ from dtnlab.inventory.names import slugify
 from dtnlab.inventory.netbox_client import NetBoxError
 from dtnlab.inventory.netbox_hooks import ChangeLog, WatchScope, change_relevant, changed_type
 from dtnlab.inventory.source import FileSource, lab_settings, read_inventory_file
+from dtnlab.runtime.labfiles import read_json
 
 from .common import add_inventory_options, lab_dir, load_lab
 from .netbox import netbox_source
@@ -106,7 +107,7 @@ def report(result: regen.RegenResult) -> None:
 def cmd_regen(args: argparse.Namespace) -> int:
     result = run_regen(args, args.trigger, apply=not args.no_apply)
     if args.json:
-        doc = regen.read_json(result.folder / regen.STATUS_FILE) if result.folder else None
+        doc = read_json(result.folder / regen.STATUS_FILE) if result.folder else None
         print(json.dumps(doc or result.status_doc(), indent=1, sort_keys=True))
     else:
         report(result)
@@ -137,7 +138,7 @@ def _save_state(folder: Path, last_id: int) -> None:
 def _load_state(folder: Path | None) -> int | None:
     if folder is None:
         return None
-    doc: dict[str, Any] | None = regen.read_json(folder / WATCH_STATE)
+    doc: dict[str, Any] | None = read_json(folder / WATCH_STATE)
     return int(doc["last_id"]) if doc and "last_id" in doc else None
 
 
@@ -226,7 +227,7 @@ def record_source(args: argparse.Namespace, lab: Lab, folder: Path) -> None:
 
 def status_lines(folder: Path) -> list[str]:
     """What `dtnlab status` shows of the last regen (run/regen.json); nothing before the first."""
-    doc = regen.read_json(folder / regen.STATUS_FILE)
+    doc = read_json(folder / regen.STATUS_FILE)
     if doc is None:
         return []
     when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(doc.get("ts", 0))))

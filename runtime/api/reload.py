@@ -7,32 +7,17 @@ import logging
 from ..labfiles import LabFileError, LabFiles, load_lab
 from ..reconcile import ReconcilePlan, plan_twins
 from .labindex import LabIndex
-from .live import ALERT, STATE, STATUS, TELEMETRY, LiveFeed
+from .live import LiveFeed
 from .state import ApiState
 
 log = logging.getLogger(__name__)
 
 
 def retarget(feed: LiveFeed, lab: LabFiles, plan: ReconcilePlan) -> None:
-    """New topic routes for the feed (its wildcard subscriptions already cover every device).
-
-    The paho thread reads the routes while this runs: each table is replaced in one assignment.
-    """
-    routes: dict[str, tuple[str, str]] = {}
-    commands: dict[str, str] = {}
-    for twin in lab.twins.values():
-        t = twin.topics
-        routes[t.telemetry] = (twin.id, TELEMETRY)
-        routes[t.status] = (twin.id, STATUS)
-        routes[t.alert] = (twin.id, ALERT)
-        routes[twin.twin_state_topic] = (twin.id, STATE)
-        commands[twin.id] = t.command
-    feed._routes = routes
-    feed.command_topics = commands
-    for twin_id in plan.removed:  # a removed twin is not shown with its last state
-        feed.states.pop(twin_id, None)
-        feed.device_status.pop(twin_id, None)
-        feed._telemetry.pop(twin_id, None)
+    """New topic routes for the feed; a removed twin is not shown with its last state."""
+    feed.route(lab)
+    for twin_id in plan.removed:
+        feed.forget(twin_id)
 
 
 def reload_api(state: ApiState) -> ReconcilePlan | None:

@@ -80,13 +80,17 @@ class Quality(BaseModel):
     rate: float
 
 
+# TwinDetail's example extends this one, so the two show the same twin.
+TWIN_SUMMARY_EXAMPLE: dict[str, Any] = {
+    "id": TWIN, "name": "AAR-L1-C1-TT-01", "role": "temperature-sensor", "uns_path": PATH,
+    "hierarchy": {"site": "plant-aarhus", "area": "processing", "line": "line-1",
+                  "cell": "aar-l1-c1"},
+    "state": "healthy", "since": 1764300000.0, "maintenance": None,
+    "quality_score": 0.98, "device_status": "online"}
+
+
 class TwinSummary(BaseModel):
-    model_config = _examples({
-        "id": TWIN, "name": "AAR-L1-C1-TT-01", "role": "temperature-sensor", "uns_path": PATH,
-        "hierarchy": {"site": "plant-aarhus", "area": "processing", "line": "line-1",
-                      "cell": "aar-l1-c1"},
-        "state": "healthy", "since": 1764300000.0, "maintenance": None,
-        "quality_score": 0.98, "device_status": "online"})
+    model_config = _examples(TWIN_SUMMARY_EXAMPLE)
     id: str
     name: str
     role: str
@@ -167,12 +171,7 @@ class Topics(BaseModel):
 
 class TwinDetail(TwinSummary):
     model_config = _examples({
-        "id": TWIN, "name": "AAR-L1-C1-TT-01", "role": "temperature-sensor", "uns_path": PATH,
-        "hierarchy": {"site": "plant-aarhus", "area": "processing", "line": "line-1",
-                      "cell": "aar-l1-c1"},
-        "state": "healthy", "since": 1764300000.0, "maintenance": None, "quality_score": 0.98,
-        "device_status": "online", "reason": "all metrics inside normal",
-        "previous": "initializing",
+        **TWIN_SUMMARY_EXAMPLE, "reason": "all metrics inside normal", "previous": "initializing",
         "quality": {"score": 0.98, "completeness": 1.0, "validity": 1.0, "timeliness": 0.95,
                     "rate": 0.97},
         "metrics": {"temperature": {"type": "float", "unit": "degC", "min": -50.0,

@@ -26,6 +26,8 @@ class MqttError(Exception):
 
 @dataclass(frozen=True)
 class Will:
+    """A last will: what the broker publishes for a client that drops (this one and paho's)."""
+
     topic: str
     payload: bytes
     qos: int = 1

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -11,7 +10,8 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from .base import ALERT_FIELDS, Batch, BatchRejected, Store, StoreUnavailable
+from .base import ALERT_FIELDS, Batch, BatchRejected, StoreUnavailable
+from .queries import Dialect, SqlStore
 from .schema import SCHEMA_VERSION_TABLE, pg_migrations
 
 log = logging.getLogger(__name__)
@@ -40,15 +40,19 @@ def _dt(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, UTC)
 
 
-class PostgresStore(Store):
+class PostgresStore(SqlStore):
     kind = "postgres"
+    # timestamptz columns: bounds go in through to_timestamp, times come out as epoch seconds.
+    dialect = Dialect(
+        param="%s", ts="extract(epoch from ts)::float8 AS ts",
+        bucket_ts="floor(extract(epoch from ts)::float8 / %s) * %s", at="to_timestamp(%s)",
+        first_ts=0.0, last_ts=1e11, true="true", alert_columns=EPOCH_ALERT_FIELDS)
 
     def __init__(self, url: str) -> None:
+        super().__init__()
         self.url = url
         self._conn: psycopg.Connection[Any] | None = None
         self._partitions: set[int] = set()
-        self._local = threading.local()
-        self._readers: list[psycopg.Connection[Any]] = []
         self.timescale = False
 
     # -- writer side --------------------------------------------------------------------------
@@ -194,12 +198,6 @@ class PostgresStore(Store):
                 pass
             self._conn = None
 
-    def close_readers(self) -> None:
-        readers, self._readers = self._readers, []
-        for conn in readers:
-            conn.close()
-        self._local = threading.local()
-
     # -- queries ------------------------------------------------------------------------------
 
     def _all(self, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
@@ -217,54 +215,6 @@ class PostgresStore(Store):
                 if attempt == 2:
                     raise
         return []
-
-    def latest(self, device: str | None = None) -> list[dict[str, Any]]:
-        sql = ("SELECT device, metric, extract(epoch from ts)::float8 AS ts, value,"
-               " text_value AS text FROM latest")
-        if device is None:
-            return self._all(sql + " ORDER BY device, metric")
-        return self._all(sql + " WHERE device = %s ORDER BY metric", (device,))
-
-    def history(self, device: str, metric: str, start: float | None = None,
-                end: float | None = None, bucket_s: float | None = None,
-                limit: int = 10_000) -> list[dict[str, Any]]:
-        where = ("device = %s AND metric = %s AND ts >= to_timestamp(%s)"
-                 " AND ts < to_timestamp(%s)")
-        params: tuple[Any, ...] = (device, metric, start if start is not None else 0.0,
-                                   end if end is not None else 1e11)
-        if not bucket_s:
-            return self._all(
-                "SELECT extract(epoch from ts)::float8 AS ts, value, text_value AS text"
-                f" FROM telemetry WHERE {where} ORDER BY ts LIMIT %s", (*params, limit))
-        return self._all(
-            "SELECT floor(extract(epoch from ts)::float8 / %s) * %s AS ts, avg(value) AS value,"
-            " min(value) AS min, max(value) AS max, count(*) AS count"
-            f" FROM telemetry WHERE {where} GROUP BY 1 ORDER BY 1 LIMIT %s",
-            (bucket_s, bucket_s, *params, limit))
-
-    def transitions(self, device: str | None = None, start: float | None = None,
-                    end: float | None = None, limit: int = 1000) -> list[dict[str, Any]]:
-        sql = ("SELECT extract(epoch from ts)::float8 AS ts, device, from_state, to_state,"
-               " reason FROM transitions WHERE ts >= to_timestamp(%s) AND ts < to_timestamp(%s)")
-        params: list[Any] = [start if start is not None else 0.0,
-                             end if end is not None else 1e11]
-        if device is not None:
-            sql += " AND device = %s"
-            params.append(device)
-        return self._all(sql + " ORDER BY ts DESC LIMIT %s", (*params, limit))
-
-    def alerts(self, status: str = "all", device: str | None = None,
-               limit: int = 1000) -> list[dict[str, Any]]:
-        clauses = {"all": "true", "open": "resolved_at IS NULL",
-                   "resolved": "resolved_at IS NOT NULL"}
-        if status not in clauses:
-            raise ValueError(f"status must be one of {', '.join(clauses)}")
-        sql = f"SELECT {EPOCH_ALERT_FIELDS} FROM alerts WHERE {clauses[status]}"
-        params: tuple[Any, ...] = ()
-        if device is not None:
-            sql += " AND device = %s"
-            params = (device,)
-        return self._all(sql + " ORDER BY raised_at DESC LIMIT %s", (*params, limit))
 
     def ack_alert(self, alert_id: str, by: str, at: float) -> bool:
         rows = self._all("UPDATE alerts SET acked_at = to_timestamp(%s), acked_by = %s"

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from .base import ALERT_FIELDS, Batch, BatchRejected, Store, StoreUnavailable, TelemetryMsg
+from .base import ALERT_FIELDS, Batch, BatchRejected, StoreUnavailable, TelemetryMsg
+from .queries import Dialect, SqlStore
 from .schema import SCHEMA_VERSION_TABLE, SQLITE_MIGRATIONS
 
 log = logging.getLogger(__name__)
@@ -65,14 +65,18 @@ def _connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
-class SqliteStore(Store):
+class SqliteStore(SqlStore):
     kind = "sqlite"
+    # Epoch seconds stored as REAL; rowid keeps transitions of one ts in insertion order.
+    dialect = Dialect(
+        param="?", ts="ts", bucket_ts="(CAST(ts / ? AS INTEGER) - (ts < 0)) * ?", at="?",
+        first_ts=-1e18, last_ts=1e18, true="1", alert_columns=", ".join(ALERT_FIELDS),
+        same_ts_order=", rowid DESC")
 
     def __init__(self, path: Path) -> None:
+        super().__init__()
         self.path = Path(path)
         self._conn: sqlite3.Connection | None = None
-        self._local = threading.local()
-        self._readers: list[sqlite3.Connection] = []
 
     def connect(self) -> None:
         self.close()
@@ -127,12 +131,6 @@ class SqliteStore(Store):
             self._conn.close()
             self._conn = None
 
-    def close_readers(self) -> None:
-        readers, self._readers = self._readers, []
-        for conn in readers:
-            conn.close()
-        self._local = threading.local()
-
     # -- queries ------------------------------------------------------------------------------
 
     def _reader(self) -> sqlite3.Connection:
@@ -145,51 +143,6 @@ class SqliteStore(Store):
 
     def _all(self, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
         return [dict(r) for r in self._reader().execute(sql, params).fetchall()]
-
-    def latest(self, device: str | None = None) -> list[dict[str, Any]]:
-        sql = "SELECT device, metric, ts, value, text_value AS text FROM latest"
-        if device is None:
-            return self._all(sql + " ORDER BY device, metric")
-        return self._all(sql + " WHERE device = ? ORDER BY metric", (device,))
-
-    def history(self, device: str, metric: str, start: float | None = None,
-                end: float | None = None, bucket_s: float | None = None,
-                limit: int = 10_000) -> list[dict[str, Any]]:
-        where = "device = ? AND metric = ? AND ts >= ? AND ts < ?"
-        params: tuple[Any, ...] = (device, metric, start if start is not None else -1e18,
-                                   end if end is not None else 1e18)
-        if not bucket_s:
-            return self._all(f"SELECT ts, value, text_value AS text FROM telemetry WHERE {where}"
-                             " ORDER BY ts LIMIT ?", (*params, limit))
-        return self._all(
-            "SELECT (CAST(ts / ? AS INTEGER) - (ts < 0)) * ? AS ts, avg(value) AS value,"
-            " min(value) AS min, max(value) AS max, count(*) AS count"
-            f" FROM telemetry WHERE {where} GROUP BY 1 ORDER BY 1 LIMIT ?",
-            (bucket_s, bucket_s, *params, limit))
-
-    def transitions(self, device: str | None = None, start: float | None = None,
-                    end: float | None = None, limit: int = 1000) -> list[dict[str, Any]]:
-        sql = "SELECT ts, device, from_state, to_state, reason FROM transitions WHERE ts >= ?" \
-              " AND ts < ?"
-        params: list[Any] = [start if start is not None else -1e18,
-                             end if end is not None else 1e18]
-        if device is not None:
-            sql += " AND device = ?"
-            params.append(device)
-        return self._all(sql + " ORDER BY ts DESC, rowid DESC LIMIT ?", (*params, limit))
-
-    def alerts(self, status: str = "all", device: str | None = None,
-               limit: int = 1000) -> list[dict[str, Any]]:
-        clauses = {"all": "1", "open": "resolved_at IS NULL",
-                   "resolved": "resolved_at IS NOT NULL"}
-        if status not in clauses:
-            raise ValueError(f"status must be one of {', '.join(clauses)}")
-        sql = f"SELECT {', '.join(ALERT_FIELDS)} FROM alerts WHERE {clauses[status]}"
-        params: tuple[Any, ...] = ()
-        if device is not None:
-            sql += " AND device = ?"
-            params = (device,)
-        return self._all(sql + " ORDER BY raised_at DESC LIMIT ?", (*params, limit))
 
     def ack_alert(self, alert_id: str, by: str, at: float) -> bool:
         cur = self._reader().execute(
