@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 TWIN = "aar-l1-c1-tt-01"
 PATH = "northwind/plant-aarhus/processing/line-1/aar-l1-c1/aar-l1-c1-tt-01"
@@ -232,6 +233,16 @@ class CommandRequest(BaseModel):
     args: dict[str, Any] = Field(default_factory=dict)
     timeout_s: float | None = Field(default=None, gt=0, le=30,
                                     description="wait this long for the ack (default 5)")
+
+    @field_validator("args")
+    @classmethod
+    def _sendable(cls, args: dict[str, Any]) -> dict[str, Any]:
+        # JSON allows integers past 64 bits; the command payload cannot carry them.
+        try:
+            orjson.dumps(args)
+        except TypeError as exc:
+            raise ValueError(f"cannot be sent to the device: {exc}") from None
+        return args
 
 
 class CommandResult(BaseModel):

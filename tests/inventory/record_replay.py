@@ -1,6 +1,7 @@
 """Record netbox_replay/demo.json.gz from the local NetBox seeded with the demo plant.
 
-Run after the demo inventory changes: `make netbox && .venv/bin/python -m tests.inventory.record_replay`.
+Run after the demo inventory changes:
+`make netbox && .venv/bin/python -m tests.inventory.record_replay`.
 """
 
 from __future__ import annotations

@@ -105,8 +105,9 @@ def test_command_to_an_unreachable_device_times_out(client: TestClient, rig: Lab
 
 
 @pytest.mark.parametrize("body", [{"command": "Bad Name"}, {"command": "ping", "extra": 1},
-                                  {"command": "ping", "timeout_s": 99}, {}],
-                         ids=["bad-name", "extra-field", "long-timeout", "empty"])
+                                  {"command": "ping", "timeout_s": 99}, {},
+                                  {"command": "setpoint", "args": {"value": 2 ** 64}}],
+                         ids=["bad-name", "extra-field", "long-timeout", "empty", "huge-int"])
 def test_invalid_command_is_422(client: TestClient, auth: Auth, body: dict[str, object]) -> None:
     res = client.post(f"/twins/{SERVICED}/commands", headers=auth("operator"), json=body)
     assert res.status_code == 422
