@@ -13,7 +13,8 @@ import pytest
 
 from tests.broker import free_port
 from tests.conftest import REPO
-from tests.runtime.api.labrig import SENSOR, LabRig, wait_for
+from tests.runtime.api.labrig import SENSOR, LabRig
+from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.mosquitto]
 

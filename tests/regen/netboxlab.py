@@ -15,7 +15,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -26,6 +25,7 @@ import requests
 from dtnlab.inventory.netbox_seed import seed
 from tests.conftest import REPO
 from tests.runtime.emulator.smalllab import free_port, small_inventory
+from tests.waiting import wait_for
 
 ENV_FILE = Path(os.environ.get("DTN_NETBOX_HOME") or REPO / ".netbox") / "netbox.env"
 NETBOXCTL = REPO / "netbox" / "netboxctl.py"
@@ -231,12 +231,7 @@ class NetBoxLab:
 
     def wait(self, predicate: Callable[[], Any], timeout: float = 30.0,
              what: str = "condition") -> Any:
-        deadline = time.monotonic() + timeout
-        while True:
-            value = predicate()
-            if value:
-                return value
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out after {timeout}s waiting for {what}; "
-                                     f"last regen: {self.regen_status()}")
-            time.sleep(0.1)
+        try:
+            return wait_for(predicate, timeout, what, interval=0.1)
+        except AssertionError as error:
+            raise AssertionError(f"{error}; last regen: {self.regen_status()}") from None

@@ -26,7 +26,8 @@ from tests.regen.regenlab import (
     set_threshold,
     write,
 )
-from tests.runtime.engine.twinlab import Device, wait_for
+from tests.runtime.engine.twinlab import Device
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.mosquitto
 

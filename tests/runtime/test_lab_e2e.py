@@ -19,14 +19,8 @@ from dtnlab.runtime.labfiles import LabFiles, load_lab
 from dtnlab.runtime.providers import LocalProvider
 from dtnlab.runtime.providers.commands import send_command
 from dtnlab.runtime.providers.process import pid_files
-from tests.runtime.emulator.smalllab import (
-    PLC,
-    SENSOR,
-    Watcher,
-    lab_processes,
-    wait_for,
-    write_inventory,
-)
+from tests.runtime.emulator.smalllab import PLC, SENSOR, Watcher, lab_processes, write_inventory
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.mosquitto
 

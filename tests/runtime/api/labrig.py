@@ -8,23 +8,19 @@ import re
 import signal
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from dtnlab.generators import writer
-from dtnlab.generators.pipeline import render_lab
-from dtnlab.inventory.source import FileSource
 from dtnlab.runtime.api import Settings
 from dtnlab.runtime.emulator.control import request_fault
 from dtnlab.runtime.engine import Engine, EngineConfig
 from dtnlab.runtime.labfiles import LabFiles, load_lab
 from dtnlab.runtime.storage import open_store
-from tests.broker import Broker, free_port, with_free_ports
-from tests.conftest import DEMO_INVENTORY
+from tests.broker import Broker, free_port
+from tests.labs import generate_demo, tune_twin
+from tests.waiting import wait_for
 
 SENSOR = "aar-l1-c1-tt-01"  # temperature: normal [15, 30], warning [10, 35]
 TEST_PERIOD_S = 1.0
@@ -37,26 +33,9 @@ ROLES = ("viewer", "operator", "admin")
 FAST_PERIOD_S = 0.25  # twins that tests fault: their alerts confirm within a second
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "condition",
-             interval: float = 0.02) -> Any:
-    """Poll until predicate() is truthy; return its value or fail naming `what`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
-
-
 def generate_lab(folder: Path, period_s: float | None = TEST_PERIOD_S) -> Path:
     """The demo plant from the real generators, on free ports, every twin at `period_s`."""
-    lab = with_free_ports(FileSource(DEMO_INVENTORY).load())
-    lab = lab.model_copy(update={"settings": lab.settings.model_copy(
-        update={"api_port": free_port()})})
-    rendered = render_lab(lab, folder)
-    writer.write(folder, rendered.files, rendered.inventory_digest)
+    generate_demo(folder, api_port=free_port())
     if period_s is not None:
         for path in (folder / "twins").glob("*.json"):
             doc = json.loads(path.read_text())
@@ -64,14 +43,6 @@ def generate_lab(folder: Path, period_s: float | None = TEST_PERIOD_S) -> Path:
             path.write_text(json.dumps(doc))
     allow_api_control(folder)
     return folder
-
-
-def tune_twin(lab_dir: Path, twin_id: str, **changes: Any) -> None:
-    """Edit a generated twin config (e.g. a faster period)."""
-    path = lab_dir / "twins" / f"{twin_id}.json"
-    doc = json.loads(path.read_text())
-    doc.update(changes)
-    path.write_text(json.dumps(doc))
 
 
 def allow_api_control(lab_dir: Path) -> bool:

@@ -11,7 +11,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from dtnlab.runtime.api import create_app
-from tests.runtime.api.labrig import SPIKED, LabRig, wait_for
+from tests.runtime.api.labrig import SPIKED, LabRig
+from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.postgres, pytest.mark.mosquitto]
 

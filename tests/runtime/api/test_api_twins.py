@@ -8,7 +8,8 @@ from collections.abc import Callable
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.runtime.api.labrig import LabRig, assert_error, wait_for
+from tests.runtime.api.labrig import LabRig, assert_error
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.mosquitto
 

@@ -11,7 +11,8 @@ from fastapi.testclient import TestClient
 from dtnlab.runtime.api import create_app
 from dtnlab.runtime.engine.health import STATES
 from dtnlab.runtime.engine.validator import REASONS
-from tests.runtime.api.labrig import LabRig, wait_for
+from tests.runtime.api.labrig import LabRig
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.mosquitto
 

@@ -22,6 +22,7 @@ from dtnlab.generators.pipeline import render_lab
 from dtnlab.inventory.source import FileSource
 from dtnlab.runtime.labfiles import LabFiles, load_lab
 from tests.conftest import DEMO_INVENTORY
+from tests.waiting import wait_for
 
 # one of each kind: float, bool, str and int metrics, a switch, a gateway, and the mobile AGV
 # with a device in each of the two cells of its line (a cell exists where a device stands)
@@ -39,18 +40,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 5.0, what: str = "condition") -> Any:
-    """Poll until predicate() is truthy; return its value or fail naming `what`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.02)
 
 
 def small_inventory(period_s: float = 0.2, heartbeat_s: float = 1.5,

@@ -13,7 +13,8 @@ import pytest
 
 from dtnlab.runtime.emulator.control import applied_faults, request_fault
 from dtnlab.runtime.labfiles import LabFiles
-from tests.runtime.emulator.smalllab import AGV, GATEWAY, MOTOR, PLC, SENSOR, Watcher, wait_for
+from tests.runtime.emulator.smalllab import AGV, GATEWAY, MOTOR, PLC, SENSOR, Watcher
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.mosquitto
 Start = Callable[..., subprocess.Popen[bytes]]

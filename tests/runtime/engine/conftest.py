@@ -7,26 +7,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from twinlab import (
-    SENSOR,
-    Device,
-    Listener,
-    RestartableBroker,
-    engine_config,
-    generate_lab,
-    tune_twin,
-    wait_for,
-)
 
 from dtnlab.runtime.engine import Engine
 from dtnlab.runtime.labfiles import LabFiles, load_lab
 from dtnlab.runtime.storage import SqliteStore
 from tests.broker import Broker
+from tests.labs import generate_demo, tune_twin
+from tests.runtime.engine.twinlab import SENSOR, Device, Listener, RestartableBroker, engine_config
+from tests.waiting import wait_for
 
 
 @pytest.fixture
 def lab_dir(tmp_path: Path) -> Path:
-    folder = generate_lab(tmp_path / "lab")
+    folder = generate_demo(tmp_path / "lab")
     tune_twin(folder, SENSOR, period_s=0.1, heartbeat_s=1.0)
     return folder
 

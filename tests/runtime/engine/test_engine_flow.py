@@ -12,11 +12,12 @@ import uuid
 import orjson
 import psycopg
 import pytest
-from twinlab import SENSOR, engine_config, wait_for
 
 from dtnlab.runtime.engine import CommandTimeout, Engine
 from dtnlab.runtime.engine.status import StatusFile
 from dtnlab.runtime.storage import PostgresStore
+from tests.runtime.engine.twinlab import SENSOR, engine_config
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.mosquitto  # every test here talks to a real broker
 

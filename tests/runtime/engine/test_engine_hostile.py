@@ -10,11 +10,12 @@ import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from twinlab import SENSOR, Device, engine_config, wait_for
 
 from dtnlab.runtime.engine import Engine
 from dtnlab.runtime.labfiles import LabFiles
 from dtnlab.runtime.storage import SqliteStore
+from tests.runtime.engine.twinlab import SENSOR, Device, engine_config
+from tests.waiting import wait_for
 
 GOOD = orjson.dumps({"ts": 1.0, "seq": 1, "values": {"temperature": 20.0}})
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -75,17 +73,6 @@ def _generate(folder: Path, doc: dict[str, Any]) -> Path:
 def generate_small_lab(folder: Path, lab: str, **options: Any) -> Path:
     """Generate the small lab into `folder` (inventory.yaml kept there, free broker ports)."""
     return _generate(folder, small_inventory(lab, **options))
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.1)
 
 
 def lab_leftovers(prefix: str, host_dev: str) -> list[str]:

@@ -14,13 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from netnslab import lab_leftovers, require_root, wait_for
 
 from dtnlab.runtime.netns.build import build, teardown
 from dtnlab.runtime.netns.iproute import ns_pids
 from dtnlab.runtime.netns.links import change_link
 from dtnlab.runtime.netns.names import host_link_name, lab_prefix
 from dtnlab.runtime.netns.plan import NetworkPlan, plan_network
+from tests.runtime.netns.netnslab import lab_leftovers, require_root
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.netns
 

@@ -14,7 +14,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from netnslab import (
+
+from dtnlab.cli import main as dtnlab
+from dtnlab.runtime.netns.names import host_link_name, lab_prefix
+from dtnlab.runtime.netns.state import load_plan, netns_dir
+from dtnlab.runtime.providers.netns import NetnsProvider
+from dtnlab.runtime.providers.states import engine_status
+from tests.runtime.netns.netnslab import (
     LINE1_TWINS,
     LINE2_TWINS,
     UPLINK_L1,
@@ -22,14 +28,8 @@ from netnslab import (
     generate_small_lab,
     lab_leftovers,
     require_root,
-    wait_for,
 )
-
-from dtnlab.cli import main as dtnlab
-from dtnlab.runtime.netns.names import host_link_name, lab_prefix
-from dtnlab.runtime.netns.state import load_plan, netns_dir
-from dtnlab.runtime.providers.netns import NetnsProvider
-from dtnlab.runtime.providers.states import engine_status
+from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.netns, pytest.mark.mosquitto]
 

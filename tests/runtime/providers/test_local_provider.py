@@ -12,7 +12,8 @@ import pytest
 
 from dtnlab.runtime.providers import LocalProvider, ProviderError, provider_class
 from dtnlab.runtime.providers.process import pid_files
-from tests.runtime.emulator.smalllab import generate_small_lab, lab_processes, wait_for
+from tests.runtime.emulator.smalllab import generate_small_lab, lab_processes
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.mosquitto
 

@@ -7,10 +7,10 @@ import time
 from pathlib import Path
 
 import pytest
-from pgcluster import Cluster
 
 from dtnlab.runtime.storage import Batch, PostgresStore, SqliteStore, StorageWriter
 from dtnlab.runtime.storage.base import BatchRejected, StoreUnavailable
+from tests.runtime.storage.pgcluster import Cluster
 
 
 class FlakyStore(SqliteStore):
