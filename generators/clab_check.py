@@ -23,8 +23,8 @@ from .topology import (
 )
 
 SCHEMA_ENV = "DTN_CLAB_SCHEMA"
-REPO = Path(__file__).resolve().parent.parent
-DEFAULT_SCHEMA = REPO.parent / "shared" / "clab.schema.json"
+# containerlab's own topology schema (BSD-3-Clause), shipped so topologies are checked offline.
+DEFAULT_SCHEMA = Path(__file__).with_name("clab.schema.json")
 # Python's `re` has no \p{..} classes; letters and digits of any script are exactly [^\W_].
 UNICODE_ALNUM = (r"[\p{N}\p{L}]", r"[^\W_]")
 MAX_MESSAGE = 300  # jsonschema quotes whole instances; a node's repr can fill a screen
@@ -32,7 +32,7 @@ NO_PROXY_DEFAULTS = ("localhost", "127.0.0.1", "::1", "*.local")
 
 
 def schema_path() -> Path:
-    """containerlab's schema: $DTN_CLAB_SCHEMA, else <repo>/../shared/clab.schema.json."""
+    """containerlab's schema: $DTN_CLAB_SCHEMA, else the copy shipped beside this module."""
     override = os.environ.get(SCHEMA_ENV)
     return Path(override) if override else DEFAULT_SCHEMA
 

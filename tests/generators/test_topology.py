@@ -306,7 +306,8 @@ def test_schema_location_can_be_overridden(monkeypatch: pytest.MonkeyPatch,
     with pytest.raises(FileNotFoundError, match="DTN_CLAB_SCHEMA"):
         check_topology({"name": "x", "topology": {"nodes": {}}})
     monkeypatch.delenv(clab_check.SCHEMA_ENV)
-    assert clab_check.schema_path() == clab_check.REPO.parent / "shared" / "clab.schema.json"
+    assert clab_check.schema_path() == clab_check.DEFAULT_SCHEMA
+    assert check_topology({"name": "x", "topology": {"nodes": {}}}) == []
 
 
 # -- a large synthetic plant -----------------------------------------------------------------
