@@ -61,6 +61,7 @@ class Config:
     host: str
     port: int
     db: str
+    template_db: str
     db_user: str
     pg_host: str
     pg_port: int
@@ -85,6 +86,8 @@ class Config:
                 host="127.0.0.1",
                 port=int(env.get("NETBOX_PORT", "8000")),
                 db=env.get("DTN_NETBOX_DB", "dtnlab_netbox"),
+                # Several working databases (one per checkout) may share one migrated template.
+                template_db=env.get("DTN_NETBOX_TEMPLATE_DB", "dtnlab_netbox_template"),
                 db_user=env.get("DTN_NETBOX_DB_USER", "dtnlab_netbox"),
                 pg_host=env.get("DTN_PG_HOST", "127.0.0.1"),
                 pg_port=int(env.get("DTN_PG_PORT", "5432")),
@@ -107,10 +110,6 @@ class Config:
         if cfg.redis_tasks_db == cfg.redis_cache_db:
             raise CtlError("the Redis tasks and caching databases must differ")
         return cfg
-
-    @property
-    def template_db(self) -> str:
-        return f"{self.db}_template"
 
     @property
     def url(self) -> str:
