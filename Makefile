@@ -8,9 +8,9 @@ INVENTORY ?= labs/demo-plant/inventory.yaml
 LAB_ARGS := --inventory $(INVENTORY)
 # Debian packages the lab and the tests use: the real broker, NetBox's build needs, a browser.
 APT_PACKAGES := mosquitto mosquitto-clients gcc libpq-dev iproute2 iptables iputils-ping \
-                chromium chromium-driver
+                chromium chromium-driver postgresql redis-server
 
-.PHONY: help setup system-packages generate validate diff lab up down status regen test \
+.PHONY: help setup system-packages services typecheck generate validate diff lab up down status regen test \
         test-fast lint golden bench clean images
 
 help:
@@ -34,6 +34,13 @@ system-packages:
 	fi
 
 setup: system-packages $(INSTALLED)
+
+# PostgreSQL (trust on 127.0.0.1) and Redis serve the tests and NetBox; start them when they are down.
+services: system-packages
+	@pg_isready -q -h 127.0.0.1 -p 5432 || { echo "starting PostgreSQL"; \
+	    pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql | tail -n 1) main start; }
+	@redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 || { echo "starting Redis"; \
+	    redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no; }
 
 validate: setup
 	$(BIN)/dtnlab validate $(LAB_ARGS)
@@ -59,21 +66,28 @@ regen: setup
 	$(BIN)/dtnlab regen $(LAB_ARGS)
 
 # Every test, against the real services; pytest's "no tests collected" (5) fails too.
-test: setup netbox
+test: setup services netbox
 	$(BIN)/pytest -p no:cacheprovider; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "no tests were collected" >&2; exit 1; fi; exit $$status
 
-test-fast: setup
+test-fast: setup services
 	$(BIN)/pytest -p no:cacheprovider -m "not netbox and not netns and not browser"
 
-lint: setup
+lint: setup typecheck
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check . || true
+
+# mypy --strict over the installed package layout (dtnlab.inventory is inventory/ and so on):
+# a view of symlinks gives mypy the package tree that setuptools' package-dir maps at run time.
+typecheck: setup
+	@rm -rf .mypy-src && mkdir -p .mypy-src/dtnlab
+	@ln -s $(CURDIR)/dtnlab/* .mypy-src/dtnlab/
+	@for d in inventory generators runtime; do ln -s $(CURDIR)/$$d .mypy-src/dtnlab/$$d; done
+	cd .mypy-src && $(CURDIR)/$(BIN)/mypy --config-file $(CURDIR)/pyproject.toml -p dtnlab
 
 golden: setup
 	$(BIN)/python -m tests.golden.regenerate
 
-bench: setup
+bench: setup services netbox
 	$(BIN)/python bench/run_all.py
 
 clean:
