@@ -51,14 +51,12 @@ def build_state(lab_dir: Path, settings: Settings, store: Store | None = None) -
 
     Raises:
         LabFileError: the lab folder is incomplete.
-        PlaceholderSecret: a key or password is a placeholder.
+        PlaceholderSecret: the JWT key is a placeholder.
         ValueError: users or keys cannot be read.
     """
     lab = load_lab(lab_dir)
     index = LabIndex(lab)
-    roles = index.api_config.get("users") if isinstance(index.api_config.get("users"),
-                                                        dict) else None
-    users = UserBook.from_lab(lab.root, {str(k): str(v) for k, v in (roles or {}).items()})
+    users = UserBook.from_config(index.api_config.get("users"))
     tokens = TokenService(settings, lab.root, lab.runtime.lab, users)
     db_url = settings.database_url.get_secret_value() if settings.database_url else None
     audit_url = settings.audit_url.get_secret_value() if settings.audit_url else db_url
