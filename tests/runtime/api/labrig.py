@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -17,7 +16,7 @@ from dtnlab.runtime.api import Settings
 from dtnlab.runtime.emulator.control import request_fault
 from dtnlab.runtime.engine import Engine, EngineConfig
 from dtnlab.runtime.labfiles import LabFiles, load_lab
-from dtnlab.runtime.storage import open_store
+from dtnlab.runtime.storage import DATABASE_URL_ENV, open_store
 from tests.broker import Broker, free_port
 from tests.labs import generate_demo, tune_twin
 from tests.waiting import wait_for
@@ -41,25 +40,7 @@ def generate_lab(folder: Path, period_s: float | None = TEST_PERIOD_S) -> Path:
             doc = json.loads(path.read_text())
             doc["period_s"] = min(float(doc["period_s"]), period_s)
             path.write_text(json.dumps(doc))
-    allow_api_control(folder)
     return folder
-
-
-def allow_api_control(lab_dir: Path) -> bool:
-    """Let the API user write the engine's control topics when the generated ACL does not.
-
-    Maintenance goes to `<enterprise>/_twin/<id>/control`; until the Mosquitto generator grants
-    it to dtn-api, tests add the rule. Returns whether the rule had to be added.
-    """
-    acl = lab_dir / "mosquitto" / "acl"
-    text = acl.read_text()
-    enterprise = json.loads((lab_dir / "runtime.json").read_text())["enterprise"]
-    rule = f"topic write {enterprise}/_twin/+/control"
-    block = re.search(r"^user dtn-api\n(?:topic .*\n)*", text, re.MULTILINE)
-    if block is None or rule in block.group(0):
-        return False
-    acl.write_text(text[:block.end()] + rule + "\n" + text[block.end():])
-    return True
 
 
 def engine_config() -> EngineConfig:
@@ -116,11 +97,15 @@ class LabRig:
                env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         logs = self.lab_dir / "run" / "logs"
         logs.mkdir(parents=True, exist_ok=True)
+        # the rig's own database choice, not whatever the test run's environment names
+        inherited = {k: v for k, v in os.environ.items() if k != DATABASE_URL_ENV}
+        if self.database_url:
+            inherited[DATABASE_URL_ENV] = self.database_url
         with (logs / f"{node}.log").open("ab") as out:
             return subprocess.Popen(
                 [sys.executable, "-m", "dtnlab.runtime", node, "--lab", str(self.lab_dir),
                  *extra], stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                env={**os.environ, **(env or {})})
+                env={**inherited, **(env or {})})
 
     def settings(self, **overrides: Any) -> Settings:
         """API settings for tests: generous rate limits unless a test says otherwise."""
@@ -135,8 +120,6 @@ class LabRig:
         """Run the API node as `dtnlab up` does (a subprocess); return its base URL."""
         base = {"DTN_RATE_PER_S": "10000", "DTN_RATE_BURST": "10000",
                 "DTN_TOKEN_RATE_PER_S": "10000", "DTN_TOKEN_RATE_BURST": "10000"}
-        if self.database_url:
-            base["DTN_DATABASE_URL"] = self.database_url
         self.api = self._spawn("api", ["--port", str(port)], {**base, **(env or {})})
         import httpx
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +25,13 @@ from dtnlab.runtime.storage import open_store
 from tests.golden.cases import GOLDEN
 
 REAL = "k8Jq2vX9mB4nR7tY1wE5uI3oP6aS0dFgHjKlZxCv"
+
+
+@pytest.fixture(autouse=True)
+def no_dtn_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Settings() reads DTN_* variables: the ones of the shell running the tests stay out."""
+    for name in [n for n in os.environ if n.startswith("DTN_")]:
+        monkeypatch.delenv(name)
 
 
 def test_settings_read_dtn_environment(monkeypatch: pytest.MonkeyPatch) -> None:
