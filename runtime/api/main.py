@@ -26,6 +26,7 @@ from .querypool import QueryPool
 from .reload import reload_api
 from .routes import ROUTERS
 from .routes.dashboard import DASHBOARD_DIR
+from .routes.docs import ASSETS_PATH, SWAGGER_UI_DIR
 from .settings import Settings
 from .state import ApiState
 from .tokens import TokenService
@@ -119,13 +120,15 @@ def create_app(lab_dir: Path | str, settings: Settings | None = None, *,
             if lifespans == 0:
                 await stop(state, connect)
 
+    # /docs is the project's own page (routes/docs.py); ReDoc would load itself from a CDN.
     app = FastAPI(title=f"dtnlab API: {state.index.name}", version="1.0.0",
-                  description=DESCRIPTION, lifespan=lifespan)
+                  description=DESCRIPTION, lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.api = state
     install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
     app.include_router(regen_hooks.router)  # POST /hooks/netbox, GET /regen
     app.mount("/dashboard", StaticFiles(directory=DASHBOARD_DIR), name="dashboard")
+    app.mount(ASSETS_PATH, StaticFiles(directory=SWAGGER_UI_DIR), name="docs-assets")
     app.add_middleware(Guard, limits=state.limits)
     return app
