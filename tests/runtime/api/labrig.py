@@ -18,7 +18,8 @@ from dtnlab.runtime.engine import Engine, EngineConfig
 from dtnlab.runtime.labfiles import LabFiles, load_lab
 from dtnlab.runtime.storage import DATABASE_URL_ENV, open_store
 from tests.broker import Broker, free_port
-from tests.labs import generate_demo, tune_twin
+from tests.conftest import DEMO_INVENTORY
+from tests.labs import generate_from, tune_twin
 from tests.waiting import wait_for
 
 SENSOR = "aar-l1-c1-tt-01"  # temperature: normal [15, 30], warning [10, 35]
@@ -32,9 +33,11 @@ ROLES = ("viewer", "operator", "admin")
 FAST_PERIOD_S = 0.25  # twins that tests fault: their alerts confirm within a second
 
 
-def generate_lab(folder: Path, period_s: float | None = TEST_PERIOD_S) -> Path:
-    """The demo plant from the real generators, on free ports, every twin at `period_s`."""
-    generate_demo(folder, api_port=free_port())
+def generate_lab(folder: Path, period_s: float | None = TEST_PERIOD_S,
+                 inventory: Path = DEMO_INVENTORY) -> Path:
+    """The demo plant (or `inventory`) from the real generators, on free ports, every twin at
+    `period_s`."""
+    generate_from(inventory, folder, api_port=free_port())
     if period_s is not None:
         for path in (folder / "twins").glob("*.json"):
             doc = json.loads(path.read_text())
@@ -55,12 +58,13 @@ class LabRig:
         root: an empty folder; the lab goes in root/lab.
         database_url: PostgreSQL for the engine and the API, else SQLite in the lab.
         emulate: start the device emulators.
+        inventory: the lab's inventory (default: the demo plant).
     """
 
     def __init__(self, root: Path, *, database_url: str | None = None,
                  emulate: bool = True, sensor_period_s: float | None = None,
-                 fast_twins: tuple[str, ...] = ()) -> None:
-        self.lab_dir = generate_lab(root / "lab")
+                 fast_twins: tuple[str, ...] = (), inventory: Path = DEMO_INVENTORY) -> None:
+        self.lab_dir = generate_lab(root / "lab", inventory=inventory)
         for twin in {*fast_twins, *((SENSOR,) if sensor_period_s else ())}:
             tune_twin(self.lab_dir, twin, period_s=sensor_period_s or FAST_PERIOD_S)
         self.database_url = database_url
