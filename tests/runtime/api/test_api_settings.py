@@ -18,6 +18,7 @@ from dtnlab.cli import main as dtnlab
 from dtnlab.generators.api_passwords import password_hash
 from dtnlab.runtime.api import Settings, create_app
 from dtnlab.runtime.api.cli import main as api_main
+from dtnlab.runtime.api.reload import reload_api
 from dtnlab.runtime.api.settings import PlaceholderSecret, check_secret, is_placeholder
 from dtnlab.runtime.api.tokens import TokenService
 from dtnlab.runtime.api.users import UserBook, allows
@@ -170,6 +171,23 @@ def test_inventory_users_log_in_with_their_roles(users_client: tuple[TestClient,
     assert login("alice", passwords["root"]).status_code == 401
     assert login("alice", passwords["alice"] + "x").status_code == 401
     assert login("operator", passwords["alice"]).status_code == 401  # not a user of this lab
+
+
+def test_a_regen_reloads_the_users(users_client: tuple[TestClient, Path]) -> None:
+    """After a regen's SIGHUP a removed user's token and login stop working; a new user logs in."""
+    client, lab_dir = users_client
+    old = json.loads((lab_dir / "secrets" / "api-users.json").read_text())
+    token = client.post("/auth/token", data={"username": "alice", "password": old["alice"]}
+                        ).json()["access_token"]
+    _lab_with_users(lab_dir.parent.parent, {"root": "admin", "carol": "operator"})
+    assert reload_api(client.app.state.api) is not None
+    new = json.loads((lab_dir / "secrets" / "api-users.json").read_text())
+    assert new["root"] == old["root"]
+    assert client.get("/auth/me", headers={"Authorization": f"Bearer {token}"}).status_code == 401
+    assert client.post("/auth/token", data={"username": "alice", "password": old["alice"]}
+                       ).status_code == 401
+    res = client.post("/auth/token", data={"username": "carol", "password": new["carol"]})
+    assert res.json()["role"] == "operator"
 
 
 def test_cli_refuses_a_placeholder_secret(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
