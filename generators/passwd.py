@@ -21,14 +21,16 @@ SALT_CONTEXT = b"dtnlab mosquitto passwd salt v1\0"
 CHILD_FROM = 1000
 
 
-def salt_for(user: str, password: str, salt_key: str) -> bytes:
+def salt_for(user: str, password: str, salt_key: str, context: bytes = SALT_CONTEXT,
+             size: int = SALT_BYTES) -> bytes:
     """A salt unique per user and password, yet the same on every run with the same secrets.
 
     Random salts would rewrite the passwd file on every generation; an HMAC keyed by a lab
     secret keeps it byte-identical while salts stay unpredictable and never repeat across users.
+    `context` keeps the salts of different password files apart.
     """
-    message = SALT_CONTEXT + user.encode() + b"\0" + password.encode()
-    return hmac.digest(salt_key.encode(), message, "sha256")[:SALT_BYTES]
+    message = context + user.encode() + b"\0" + password.encode()
+    return hmac.digest(salt_key.encode(), message, "sha256")[:size]
 
 
 def password_hash(password: str, salt: bytes, iterations: int = ITERATIONS) -> str:

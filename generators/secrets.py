@@ -8,8 +8,10 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dtnlab.inventory.errors import InventoryError, Problem
 from dtnlab.inventory.model import Lab
 
+from .api_passwords import MIN_PASSWORD_CHARS, password_hashes
 from .secret_files import write_secret
 from .tls import TlsMaterial, ensure_tls
 
@@ -17,7 +19,8 @@ RUNTIME_USER = "dtn-runtime"
 API_USER = "dtn-api"
 PASSWORDS_FILE = "mqtt-passwords.json"
 JWT_KEY_FILE = "api-jwt.key"
-API_USERS_FILE = "api-users.json"
+API_USERS_FILE = "api-users.json"  # API users' passwords in clear, for the person to read
+API_HASHES_FILE = "api-password-hashes.json"  # their hashes, so a regeneration need not redo them
 DB_PASSWORD_FILE = "postgres.password"  # the containerlab database node's password
 WEBHOOK_SECRET_FILE = "netbox-webhook.secret"  # NetBox signs webhooks to the lab API with it
 DEVICE_PASSWORDS_DIR = "devices"  # one file per MQTT user, so a node sees only its own
@@ -45,7 +48,7 @@ class LabSecrets:
     folder: Path
     mqtt_passwords: dict[str, str]
     jwt_key: str
-    api_passwords: dict[str, str]
+    api_password_hashes: dict[str, str]  # API user -> scrypt hash; roles are in the Lab model
     tls: TlsMaterial = field(repr=False)
 
     def __repr__(self) -> str:  # never leak secrets into logs
@@ -58,6 +61,26 @@ def _read_json(path: Path) -> dict[str, str]:
     except FileNotFoundError:
         return {}
     return {str(k): str(v) for k, v in data.items()}
+
+
+def _api_passwords(lab: Lab, folder: Path) -> dict[str, str]:
+    """Every API user of the lab's settings with its password; new users get a random one.
+
+    Raises:
+        InventoryError: a password someone wrote into the file is too short.
+    """
+    path = folder / API_USERS_FILE
+    stored = _read_json(path)
+    passwords = {user: stored.get(user) or secrets.token_urlsafe(16)
+                 for user in sorted(lab.settings.api_users)}
+    short = [Problem("secrets", API_USERS_FILE, user,
+                     f"password is shorter than {MIN_PASSWORD_CHARS} characters")
+             for user, password in passwords.items() if len(password.strip()) < MIN_PASSWORD_CHARS]
+    if short:
+        raise InventoryError(str(path), short)
+    if passwords != stored:
+        write_secret(path, json.dumps(passwords, indent=1, sort_keys=True))
+    return passwords
 
 
 def ensure_secrets(lab: Lab, folder: Path) -> LabSecrets:
@@ -79,15 +102,15 @@ def ensure_secrets(lab: Lab, folder: Path) -> LabSecrets:
     jwt_path = folder / JWT_KEY_FILE
     if not jwt_path.exists():
         write_secret(jwt_path, secrets.token_urlsafe(48))
-    api_stored = _read_json(folder / API_USERS_FILE)
-    api_passwords = {u: api_stored.get(u) or secrets.token_urlsafe(16)
-                     for u in ("admin", "operator", "viewer")}
-    if api_passwords != api_stored:
-        write_secret(folder / API_USERS_FILE, json.dumps(api_passwords, indent=1, sort_keys=True))
+    jwt_key = jwt_path.read_text().strip()
+    known_hashes = _read_json(folder / API_HASHES_FILE)
+    api_hashes = password_hashes(_api_passwords(lab, folder), jwt_key, known_hashes)
+    if api_hashes != known_hashes:
+        write_secret(folder / API_HASHES_FILE, json.dumps(api_hashes, indent=1, sort_keys=True))
     return LabSecrets(
         folder=folder,
         mqtt_passwords=passwords,
-        jwt_key=jwt_path.read_text().strip(),
-        api_passwords=api_passwords,
+        jwt_key=jwt_key,
+        api_password_hashes=api_hashes,
         tls=ensure_tls(lab, folder),
     )

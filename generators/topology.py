@@ -24,7 +24,6 @@ from .platforms import (
 )
 from .secrets import (
     API_USER,
-    API_USERS_FILE,
     DB_PASSWORD_FILE,
     DEVICE_PASSWORDS_DIR,
     JWT_KEY_FILE,
@@ -239,8 +238,9 @@ def service_nodes(lab: Lab) -> dict[str, dict[str, Any]]:
                 "POSTGRES_PASSWORD_FILE": f"/run/secrets/{DB_PASSWORD_FILE}"},
     }
     engine = _runtime_node(lab, ENGINE, [_device_password(RUNTIME_USER), db_password])
+    # API users come as hashes in runtime.json: the node never sees their clear passwords.
     api = _runtime_node(lab, API, [_device_password(API_USER), f"{SECRETS_DIR}/{JWT_KEY_FILE}",
-                                   f"{SECRETS_DIR}/{API_USERS_FILE}", db_password])
+                                   db_password])
     api["ports"] = [f"{s.api_port}:{s.api_port}"]
     nodes = {BROKER: broker, DATABASE: database, ENGINE: engine, API: api}
     for name, node in nodes.items():

@@ -73,7 +73,13 @@ def twin_config(lab: Lab, device: Device, cells: list[str]) -> dict[str, Any]:
     }
 
 
-def runtime_config(lab: Lab) -> dict[str, Any]:
+def api_users(lab: Lab, secrets: LabSecrets) -> dict[str, dict[str, str]]:
+    """Who may log in to the API: role and password hash (the clear passwords stay in secrets/)."""
+    return {user: {"role": role, "password_hash": secrets.api_password_hashes[user]}
+            for user, role in sorted(lab.settings.api_users.items())}
+
+
+def runtime_config(lab: Lab, secrets: LabSecrets) -> dict[str, Any]:
     s = lab.settings
     return {
         "lab": lab.name,
@@ -81,7 +87,7 @@ def runtime_config(lab: Lab) -> dict[str, Any]:
         "enterprise_name": s.enterprise_name,
         "broker": {"host": "127.0.0.1", "port": s.mqtt_port, "tls_port": s.mqtts_port,
                    "ca_file": "mosquitto/certs/ca.crt"},
-        "api": {"port": s.api_port},
+        "api": {"port": s.api_port, "users": api_users(lab, secrets)},
         "runtime_user": RUNTIME_USER,
         "api_user": API_USER,
         "levels": [lv.model_dump() for lv in lab.levels],
@@ -105,7 +111,7 @@ def render(lab: Lab, secrets: LabSecrets) -> dict[str, str]:
     for level in lab.levels:
         if level.level == "cell" and not level.path.endswith("/_cell"):
             cells_by_line.setdefault(level.path.rsplit("/", 1)[0], []).append(level.path)
-    files = {"runtime.json": dump(runtime_config(lab))}
+    files = {"runtime.json": dump(runtime_config(lab, secrets))}
     for device in lab.twins:
         line_path = "/".join((lab.settings.enterprise, device.site, device.area, device.line))
         cells = cells_by_line.get(line_path, [])

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 MetricType = Literal["float", "int", "bool", "str"]
 Protocol = Literal["mqtt", "opcua"]
+ApiRole = Literal["viewer", "operator", "admin"]  # each may do what the ones before it may
+# A login name: it lands in tokens, the audit log and file keys, so no spaces or control chars.
+ApiUserName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")]
+DEFAULT_API_USERS: dict[str, ApiRole] = {"admin": "admin", "operator": "operator",
+                                         "viewer": "viewer"}
 TOPIC_KINDS = ("telemetry", "command", "status", "alert")
 AGGREGATE_LEVEL = "_aggregate"
 
@@ -100,6 +105,9 @@ class Settings(Frozen):
     mqtts_port: int = 18883
     api_port: int = 8088
     mgmt_prefix: str | None = None
+    # Who may log in to the API, with their roles; passwords are generated into the secrets.
+    api_users: dict[ApiUserName, ApiRole] = Field(
+        default_factory=lambda: dict(DEFAULT_API_USERS), min_length=1)
 
 
 class Lab(Frozen):

@@ -49,7 +49,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     logs.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
     logs.add_argument("-n", "--lines", type=int, default=40, help="lines of history per log")
     fault = _command(sub, "fault", cmd_fault, "inject a fault into an emulated device")
-    fault.add_argument("device", help="device id (its twin's id)")
+    fault.add_argument("device", help="the device's twin id or its NetBox name")
     fault.add_argument("kind", choices=FAULT_KINDS)
     fault.add_argument("--metric", help="spike/drift: the metric (default: the first banded)")
     fault.add_argument("--samples", type=int, help="spike: samples it lasts (default: 3)")
@@ -199,35 +199,42 @@ def cmd_logs(args: argparse.Namespace) -> int:
     return 0
 
 
+def twin_id_of(device: str, twins: list[str]) -> str | None:
+    """The twin id `device` names: the id itself, or the NetBox device name it is the slug of."""
+    return next((candidate for candidate in (device, slugify(device)) if candidate in twins), None)
+
+
 def cmd_fault(args: argparse.Namespace) -> int:
     folder = _folder(args)
     twins = json.loads((folder / "runtime.json").read_text())["twins"]
-    if args.device not in twins:
-        print(f"error: {args.device} is not a twin of {folder.name}; twins are "
-              f"{', '.join(twins[:10])}{', ...' if len(twins) > 10 else ''}", file=sys.stderr)
+    device = twin_id_of(args.device, twins)
+    if device is None:
+        print(f"error: device {args.device!r} (twin id {slugify(args.device)!r}) is not a twin "
+              f"of {folder.name}; twins are {', '.join(twins[:10])}"
+              f"{', ...' if len(twins) > 10 else ''}", file=sys.stderr)
         return 2
     fault_args = {k: v for k, v in (("metric", args.metric), ("samples", args.samples),
                                     ("ramp_s", args.ramp_s), ("duration_s", args.duration_s))
                   if v is not None}
     if args.via == "mqtt":
         try:
-            ack = send_command(folder, args.device, "fault", {"fault": args.kind, **fault_args},
+            ack = send_command(folder, device, "fault", {"fault": args.kind, **fault_args},
                                timeout=args.wait)
         except TimeoutError:
-            print(f"error: {args.device} did not acknowledge within {args.wait}s",
+            print(f"error: {device} did not acknowledge within {args.wait}s",
                   file=sys.stderr)
             return 1
-        print(f"{args.device}: {args.kind} {ack['result']} ({ack['detail']})")
+        print(f"{device}: {args.kind} {ack['result']} ({ack['detail']})")
         return 0 if ack["result"] == "ok" else 1
-    request = request_fault(folder, args.device, args.kind, fault_args)
+    request = request_fault(folder, device, args.kind, fault_args)
     deadline = time.monotonic() + args.wait
     while time.monotonic() < deadline:
-        applied = applied_faults(folder).get(args.device, {})
+        applied = applied_faults(folder).get(device, {})
         if applied.get("id") == request["id"]:
-            print(f"{args.device}: {args.kind} {applied['result']}")
+            print(f"{device}: {args.kind} {applied['result']}")
             return 0 if applied["result"] == "applied" else 1
         time.sleep(0.1)
-    print(f"error: no running emulator took the {args.kind} fault for {args.device} within "
-          f"{args.wait}s (is the lab up, and is {args.device} a twin?); the request stays in "
+    print(f"error: no running emulator took the {args.kind} fault for {device} within "
+          f"{args.wait}s (is the lab up?); the request stays in "
           f"{folder / 'run' / 'faults'} and applies when its emulator starts", file=sys.stderr)
     return 1

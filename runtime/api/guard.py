@@ -22,8 +22,8 @@ SECURITY_HEADERS = [
      b"default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; "
      b"style-src 'self'; script-src 'self'; frame-ancestors 'none'"),
 ]
-# Swagger UI and ReDoc load their assets from a CDN: their pages get a looser policy.
-DOCS_PATHS = ("/docs", "/redoc")
+# Static files that browsers may cache (the dashboard's and Swagger UI's); nothing else.
+CACHEABLE_PATHS = ("/dashboard/", "/docs/assets/")
 
 
 def _bearer(scope: Scope) -> str | None:
@@ -122,10 +122,8 @@ class Guard:
             if message["type"] == "http.response.start":
                 started = True
                 status = int(message["status"])
-                headers = list(message.get("headers", []))
-                if not scope["path"].startswith(DOCS_PATHS):
-                    headers += SECURITY_HEADERS
-                if scope["path"] != "/" and not scope["path"].startswith("/dashboard"):
+                headers = list(message.get("headers", [])) + SECURITY_HEADERS
+                if scope["path"] != "/" and not scope["path"].startswith(CACHEABLE_PATHS):
                     headers.append((b"cache-control", b"no-store"))
                 message = {**message, "headers": headers}
             await send(message)

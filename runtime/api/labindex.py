@@ -71,7 +71,7 @@ class LabIndex:
         return raw if isinstance(raw, dict) else {}
 
     def _api_config(self) -> dict[str, Any]:
-        """runtime.json's `api` section (port, optional user roles), untyped by labfiles."""
+        """runtime.json's `api` section (port, users), untyped by labfiles."""
         try:
             raw = json.loads((self.lab.root / "runtime.json").read_text()).get("api") or {}
         except (OSError, ValueError, AttributeError):

@@ -26,6 +26,7 @@ from .querypool import QueryPool
 from .reload import reload_api
 from .routes import ROUTERS
 from .routes.dashboard import DASHBOARD_DIR
+from .routes.docs import ASSETS_PATH, SWAGGER_UI_DIR
 from .settings import Settings
 from .state import ApiState
 from .tokens import TokenService
@@ -51,14 +52,12 @@ def build_state(lab_dir: Path, settings: Settings, store: Store | None = None) -
 
     Raises:
         LabFileError: the lab folder is incomplete.
-        PlaceholderSecret: a key or password is a placeholder.
+        PlaceholderSecret: the JWT key is a placeholder.
         ValueError: users or keys cannot be read.
     """
     lab = load_lab(lab_dir)
     index = LabIndex(lab)
-    roles = index.api_config.get("users") if isinstance(index.api_config.get("users"),
-                                                        dict) else None
-    users = UserBook.from_lab(lab.root, {str(k): str(v) for k, v in (roles or {}).items()})
+    users = UserBook.from_config(index.api_config.get("users"))
     tokens = TokenService(settings, lab.root, lab.runtime.lab, users)
     db_url = settings.database_url.get_secret_value() if settings.database_url else None
     audit_url = settings.audit_url.get_secret_value() if settings.audit_url else db_url
@@ -121,13 +120,15 @@ def create_app(lab_dir: Path | str, settings: Settings | None = None, *,
             if lifespans == 0:
                 await stop(state, connect)
 
+    # /docs is the project's own page (routes/docs.py); ReDoc would load itself from a CDN.
     app = FastAPI(title=f"dtnlab API: {state.index.name}", version="1.0.0",
-                  description=DESCRIPTION, lifespan=lifespan)
+                  description=DESCRIPTION, lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.api = state
     install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
     app.include_router(regen_hooks.router)  # POST /hooks/netbox, GET /regen
     app.mount("/dashboard", StaticFiles(directory=DASHBOARD_DIR), name="dashboard")
+    app.mount(ASSETS_PATH, StaticFiles(directory=SWAGGER_UI_DIR), name="docs-assets")
     app.add_middleware(Guard, limits=state.limits)
     return app

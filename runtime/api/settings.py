@@ -47,7 +47,8 @@ class Settings(BaseSettings):
     """Everything the API node can be told from its environment (prefix DTN_).
 
     The lab folder provides the rest: the port (runtime.json api.port), the JWT key
-    (secrets/api-jwt.key) and the users (secrets/api-users.json).
+    (secrets/api-jwt.key) and the users with their roles and password hashes
+    (runtime.json api.users).
     """
 
     model_config = SettingsConfigDict(env_prefix="DTN_", extra="ignore", frozen=True)

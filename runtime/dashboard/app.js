@@ -6,6 +6,7 @@ import { Topology } from "./topology.js";
 import { Tree } from "./tree.js";
 
 const $ = (sel) => document.querySelector(sel);
+const TWIN_PAGE = 1000; // the most GET /twins gives in one page
 const twins = new Map(); // id -> summary (+ values, detail)
 let selectedTwin = null;
 let selectedMetric = null;
@@ -59,6 +60,16 @@ async function guarded(work) {
 
 // -- start: load everything once ------------------------------------------------------------
 
+// Every twin of the lab, page after page: a big lab has more than one page holds.
+async function allTwins() {
+  const items = [];
+  for (let page = 1; ; page += 1) {
+    const res = await api(`/twins?page=${page}&page_size=${TWIN_PAGE}`);
+    items.push(...res.items);
+    if (res.items.length < TWIN_PAGE || items.length >= res.total) return items;
+  }
+}
+
 async function start() {
   const s = session();
   $("#login").hidden = true;
@@ -66,15 +77,14 @@ async function start() {
   $("#logout").hidden = false;
   $("#who").textContent = `${s.user} (${s.role})`;
   document.body.classList.toggle("viewer", !isOperator());
-  const [hierarchy, page, alerts, topo] = await guarded(() => Promise.all([
-    api("/hierarchy"), api("/twins?page_size=1000"), api("/alerts?status=open&page_size=500"),
-    api("/topology"),
+  const [hierarchy, twinList, alerts, topo] = await guarded(() => Promise.all([
+    api("/hierarchy"), allTwins(), api("/alerts?status=open&page_size=500"), api("/topology"),
   ])) || [];
   if (!hierarchy) return;
   $("#lab-name").textContent = hierarchy.lab;
   twins.clear();
-  for (const t of page.items) twins.set(t.id, { ...t, values: {} });
-  tree.build(hierarchy.enterprise, hierarchy.levels, page.items);
+  for (const t of twinList) twins.set(t.id, { ...t, values: {} });
+  tree.build(hierarchy.enterprise, hierarchy.levels, twinList);
   topology.render(topo);
   renderTiles();
   $("#alerts tbody").textContent = "";
@@ -84,7 +94,7 @@ async function start() {
     $("#live").className = `live ${up ? "on" : "off"}`;
   });
   stream.open();
-  const first = page.items.find((t) => t.id === selectedTwin) || page.items[0];
+  const first = twinList.find((t) => t.id === selectedTwin) || twinList[0];
   if (first) selectTwin(first.id);
 }
 

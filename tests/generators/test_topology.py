@@ -181,6 +181,8 @@ def test_demo_services(demo_doc: dict[str, Any]) -> None:
     assert "./secrets/devices/dtn-runtime.password:/lab/secrets/devices/dtn-runtime.password:ro" \
         in nodes["twin-engine"]["binds"]
     assert not any("api-jwt" in b for b in nodes["twin-engine"]["binds"])
+    # API logins are checked against hashes in runtime.json: no node sees the clear passwords
+    assert not any("api-users" in b for node in nodes.values() for b in node.get("binds", []))
     assert nodes["api"]["ports"] == ["8088:8088"]
 
 

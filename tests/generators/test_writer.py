@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import stat
 from pathlib import Path
 
@@ -35,8 +36,14 @@ def test_two_fresh_labs_differ_only_in_secret_material(tmp_path: Path) -> None:
     a, b = snapshot(tmp_path / "a" / "demo-plant"), snapshot(tmp_path / "b" / "demo-plant")
     assert sorted(a) == sorted(b)
     differing = {k for k in a if a[k][0] != b[k][0]}
-    assert differing <= {"mosquitto/passwd", "manifest.json"} | {
+    assert differing <= {"mosquitto/passwd", "runtime.json", "manifest.json"} | {
         k for k in a if k.startswith(("secrets/", "mosquitto/certs/"))}
+    # runtime.json differs in the API users' password hashes only
+    runtimes = [json.loads(lab["runtime.json"][0]) for lab in (a, b)]
+    for runtime in runtimes:
+        for user in runtime["api"]["users"].values():
+            user.pop("password_hash")
+    assert runtimes[0] == runtimes[1]
 
 
 def test_secrets_are_private_and_kept(tmp_path: Path) -> None:

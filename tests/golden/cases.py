@@ -28,6 +28,7 @@ def cases() -> list[str]:
 def render_case(case: str, work: Path) -> dict[str, str]:
     """Render a case with fixed secrets; returns the golden files only."""
     lab = FileSource(case_inventory(case)).load()
-    seed_fixed_secrets(work / "secrets", [d.id for d in lab.twins] + [RUNTIME_USER, API_USER])
+    seed_fixed_secrets(work / "secrets", [d.id for d in lab.twins] + [RUNTIME_USER, API_USER],
+                       lab.settings.api_users)
     files = render_lab(lab, work).files
     return {k: v for k, v in files.items() if not k.startswith(NOT_GOLDEN_PREFIXES)}

@@ -10,6 +10,7 @@ from . import (
     auth,
     commands,
     dashboard,
+    docs,
     health,
     hierarchy,
     maintenance,
@@ -22,4 +23,4 @@ from . import (
 ROUTERS: list[APIRouter] = [health.router, auth.router, twins.router, commands.router,
                             maintenance.router, alerts.router, hierarchy.router,
                             topology.router, metrics.router, audit.router, ws.router,
-                            dashboard.router]
+                            dashboard.router, docs.router]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -10,8 +9,6 @@ from fastapi.testclient import TestClient
 
 from dtnlab.runtime.api import create_app
 from tests.runtime.api.labrig import ROLES, SPIKED, WS_SPIKED, LabRig
-
-os.environ.pop("DTN_DATABASE_URL", None)  # SQLite unless a test says otherwise
 
 
 @pytest.fixture(scope="session")

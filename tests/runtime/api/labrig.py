@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -17,9 +16,10 @@ from dtnlab.runtime.api import Settings
 from dtnlab.runtime.emulator.control import request_fault
 from dtnlab.runtime.engine import Engine, EngineConfig
 from dtnlab.runtime.labfiles import LabFiles, load_lab
-from dtnlab.runtime.storage import open_store
+from dtnlab.runtime.storage import DATABASE_URL_ENV, open_store
 from tests.broker import Broker, free_port
-from tests.labs import generate_demo, tune_twin
+from tests.conftest import DEMO_INVENTORY
+from tests.labs import generate_from, tune_twin
 from tests.waiting import wait_for
 
 SENSOR = "aar-l1-c1-tt-01"  # temperature: normal [15, 30], warning [10, 35]
@@ -33,33 +33,17 @@ ROLES = ("viewer", "operator", "admin")
 FAST_PERIOD_S = 0.25  # twins that tests fault: their alerts confirm within a second
 
 
-def generate_lab(folder: Path, period_s: float | None = TEST_PERIOD_S) -> Path:
-    """The demo plant from the real generators, on free ports, every twin at `period_s`."""
-    generate_demo(folder, api_port=free_port())
+def generate_lab(folder: Path, period_s: float | None = TEST_PERIOD_S,
+                 inventory: Path = DEMO_INVENTORY) -> Path:
+    """The demo plant (or `inventory`) from the real generators, on free ports, every twin at
+    `period_s`."""
+    generate_from(inventory, folder, api_port=free_port())
     if period_s is not None:
         for path in (folder / "twins").glob("*.json"):
             doc = json.loads(path.read_text())
             doc["period_s"] = min(float(doc["period_s"]), period_s)
             path.write_text(json.dumps(doc))
-    allow_api_control(folder)
     return folder
-
-
-def allow_api_control(lab_dir: Path) -> bool:
-    """Let the API user write the engine's control topics when the generated ACL does not.
-
-    Maintenance goes to `<enterprise>/_twin/<id>/control`; until the Mosquitto generator grants
-    it to dtn-api, tests add the rule. Returns whether the rule had to be added.
-    """
-    acl = lab_dir / "mosquitto" / "acl"
-    text = acl.read_text()
-    enterprise = json.loads((lab_dir / "runtime.json").read_text())["enterprise"]
-    rule = f"topic write {enterprise}/_twin/+/control"
-    block = re.search(r"^user dtn-api\n(?:topic .*\n)*", text, re.MULTILINE)
-    if block is None or rule in block.group(0):
-        return False
-    acl.write_text(text[:block.end()] + rule + "\n" + text[block.end():])
-    return True
 
 
 def engine_config() -> EngineConfig:
@@ -74,12 +58,13 @@ class LabRig:
         root: an empty folder; the lab goes in root/lab.
         database_url: PostgreSQL for the engine and the API, else SQLite in the lab.
         emulate: start the device emulators.
+        inventory: the lab's inventory (default: the demo plant).
     """
 
     def __init__(self, root: Path, *, database_url: str | None = None,
                  emulate: bool = True, sensor_period_s: float | None = None,
-                 fast_twins: tuple[str, ...] = ()) -> None:
-        self.lab_dir = generate_lab(root / "lab")
+                 fast_twins: tuple[str, ...] = (), inventory: Path = DEMO_INVENTORY) -> None:
+        self.lab_dir = generate_lab(root / "lab", inventory=inventory)
         for twin in {*fast_twins, *((SENSOR,) if sensor_period_s else ())}:
             tune_twin(self.lab_dir, twin, period_s=sensor_period_s or FAST_PERIOD_S)
         self.database_url = database_url
@@ -116,11 +101,15 @@ class LabRig:
                env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         logs = self.lab_dir / "run" / "logs"
         logs.mkdir(parents=True, exist_ok=True)
+        # the rig's own database choice, not whatever the test run's environment names
+        inherited = {k: v for k, v in os.environ.items() if k != DATABASE_URL_ENV}
+        if self.database_url:
+            inherited[DATABASE_URL_ENV] = self.database_url
         with (logs / f"{node}.log").open("ab") as out:
             return subprocess.Popen(
                 [sys.executable, "-m", "dtnlab.runtime", node, "--lab", str(self.lab_dir),
                  *extra], stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                env={**os.environ, **(env or {})})
+                env={**inherited, **(env or {})})
 
     def settings(self, **overrides: Any) -> Settings:
         """API settings for tests: generous rate limits unless a test says otherwise."""
@@ -135,8 +124,6 @@ class LabRig:
         """Run the API node as `dtnlab up` does (a subprocess); return its base URL."""
         base = {"DTN_RATE_PER_S": "10000", "DTN_RATE_BURST": "10000",
                 "DTN_TOKEN_RATE_PER_S": "10000", "DTN_TOKEN_RATE_BURST": "10000"}
-        if self.database_url:
-            base["DTN_DATABASE_URL"] = self.database_url
         self.api = self._spawn("api", ["--port", str(port)], {**base, **(env or {})})
         import httpx
 

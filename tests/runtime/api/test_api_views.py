@@ -1,4 +1,4 @@
-"""GET /health, /metrics, /topology, /hierarchy and the dashboard's files."""
+"""GET /health, /metrics, /topology, /hierarchy, the dashboard's files and /docs."""
 
 from __future__ import annotations
 
@@ -105,3 +105,26 @@ def test_dashboard_is_served_from_the_project(client: TestClient) -> None:
         assert res.status_code == 200, asset
         assert "http://" not in res.text.replace("http://www.w3.org/2000/svg", "")
         assert "https://" not in res.text
+def test_swagger_ui_is_served_from_the_project(client: TestClient) -> None:
+    page = client.get("/docs")
+    assert page.status_code == 200
+    assert "text/html" in page.headers["content-type"]
+    # the dashboard's policy, not a looser one: no inline script, nothing from elsewhere
+    assert page.headers["content-security-policy"] == client.get("/").headers[
+        "content-security-policy"]
+    references = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+    assert "<script>" not in page.text
+    assert all(ref.startswith("/") and not ref.startswith("//") for ref in references), references
+    kinds = {"/docs/assets/swagger-ui-bundle.js": "javascript", "/docs/assets/swagger-ui.css":
+             "text/css", "/docs/assets/favicon-32x32.png": "image/png",
+             "/dashboard/docs.js": "javascript"}
+    assert sorted(references) == sorted(kinds)
+    for ref, kind in kinds.items():
+        res = client.get(ref)
+        assert res.status_code == 200, ref
+        assert kind in res.headers["content-type"], ref
+        assert "no-store" not in res.headers.get("cache-control", "")
+    assert "SwaggerUIBundle" in client.get("/docs/assets/swagger-ui-bundle.js").text
+    assert client.get("/redoc").status_code == 404  # it would load itself from a CDN
+
+

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import queue
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -18,13 +20,39 @@ Auth = Callable[[str], dict[str, str]]
 LINE_2 = "northwind/plant-aarhus/processing/line-2"
 
 
+def _receive(ws: WebSocketTestSession, timeout: float = 10.0) -> dict[str, Any]:
+    """The next message, or a failure after `timeout` s: a silent stream must not hang the run.
+
+    The session's receive cannot be cancelled, so it runs on a daemon thread; a receive left
+    waiting ends when the session closes.
+    """
+    outcome: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=1)
+
+    def receive() -> None:
+        try:
+            outcome.put((True, ws.receive_json()))
+        except BaseException as exc:  # handed to the test's thread, raised there
+            outcome.put((False, exc))
+
+    threading.Thread(target=receive, name="ws-receive", daemon=True).start()
+    try:
+        ok, value = outcome.get(timeout=timeout)
+    except queue.Empty:
+        raise AssertionError(f"no WebSocket message within {timeout:.1f}s") from None
+    if not ok:
+        raise value
+    message: dict[str, Any] = value
+    return message
+
+
 def _collect(ws: WebSocketTestSession, until: Callable[[list[dict[str, Any]]], bool],
              timeout: float = 10.0) -> list[dict[str, Any]]:
     seen: list[dict[str, Any]] = []
     deadline = time.monotonic() + timeout
     while not until(seen):
-        assert time.monotonic() < deadline, f"gave up after {len(seen)} messages"
-        seen.append(ws.receive_json())
+        remaining = deadline - time.monotonic()
+        assert remaining > 0, f"gave up after {len(seen)} messages"
+        seen.append(_receive(ws, remaining))
     return seen
 
 
@@ -36,7 +64,7 @@ def test_stream_with_prefix_filter(client: TestClient, tokens: dict[str, str],
                                   subprotocols=["dtnlab.v1", f"bearer.{tokens['viewer']}"]
                                   ) as ws:
         assert ws.accepted_subprotocol == "dtnlab.v1"
-        hello = ws.receive_json()
+        hello = _receive(ws)
         assert hello["type"] == "hello"
         assert hello["role"] == "viewer"
         assert hello["prefixes"] == [LINE_2]
@@ -49,7 +77,7 @@ def test_stream_with_prefix_filter(client: TestClient, tokens: dict[str, str],
 @pytest.mark.mosquitto
 def test_token_in_query_and_resubscribe(client: TestClient, tokens: dict[str, str]) -> None:
     with client.websocket_connect(f"/ws?token={tokens['viewer']}&kinds=state") as ws:
-        assert ws.receive_json()["type"] == "hello"
+        assert _receive(ws)["type"] == "hello"
         ws.send_json({"type": "subscribe", "prefixes": ["northwind/plant-brno"],
                       "kinds": ["telemetry"]})
         seen = _collect(ws, lambda s: sum(m["type"] == "telemetry" for m in s) >= 5)
@@ -72,7 +100,7 @@ def test_fault_reaches_the_stream(client: TestClient, tokens: dict[str, str],
     with client.websocket_connect(f"/ws?prefix={path}&kinds=state,alert",
                                   subprotocols=["dtnlab.v1", f"bearer.{tokens['viewer']}"]
                                   ) as ws:
-        ws.receive_json()
+        _receive(ws)
         start = time.monotonic()
         rig.fault(WS_SPIKED, "spike", samples=6)
         seen = _collect(ws, lambda s: any(m["type"] == "alert" and m.get("event") == "raised"
@@ -143,7 +171,7 @@ def test_telemetry_is_heard_only_while_a_live_view_wants_it(client: TestClient,
             time.sleep(0.05)
         assert not feed.telemetry_live
         with client.websocket_connect(f"/ws?token={tokens['viewer']}&kinds=state") as ws:
-            assert ws.receive_json()["type"] == "hello"
+            assert _receive(ws)["type"] == "hello"
             assert not feed.telemetry_live  # states only: no telemetry connection
             ws.send_json({"type": "subscribe", "prefixes": [LINE_2], "kinds": ["telemetry"]})
             seen = _collect(ws, lambda s: sum(m["type"] == "telemetry" for m in s) >= 3)
