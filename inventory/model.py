@@ -100,6 +100,7 @@ class Settings(Frozen):
     mqtts_port: int = 18883
     api_port: int = 8088
     mgmt_prefix: str | None = None
+    database: Literal["postgres", "timescaledb"] = "postgres"  # the containerlab database node
 
 
 class Lab(Frozen):
