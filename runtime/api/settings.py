@@ -91,12 +91,17 @@ class Settings(BaseSettings):
 
         Raises:
             DatabaseSettingError: the password file cannot be read.
+            PlaceholderSecret: the password it holds is a placeholder.
         """
         db = self.database_url.get_secret_value() if self.database_url else None
         audit = self.audit_url.get_secret_value() if self.audit_url else db
         file = self.database_password_file
-        return (with_password(db, file) if db else None,
+        urls = (with_password(db, file) if db else None,
                 with_password(audit, file) if audit else None)
+        passwords = [urlsplit(u).password for u in urls if u]
+        if file and any(p is not None and is_placeholder(p) for p in passwords):
+            raise PlaceholderSecret(f"the database password in {file} is a placeholder")
+        return urls
 
     @field_validator("jwt_secret")
     @classmethod
