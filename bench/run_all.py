@@ -25,7 +25,11 @@ def main() -> int:
     scripts = sorted(BENCH.glob("*_bench.py"),
                      key=lambda p: (ORDER.index(p.stem) if p.stem in ORDER else 99, p.stem))
     if args.only:
-        chosen = set(args.only.split(","))
+        chosen = [name.strip() for name in args.only.split(",") if name.strip()]
+        unknown = [name for name in chosen if name not in {s.stem for s in scripts}]
+        if unknown:
+            parser.error(f"unknown benchmark {', '.join(unknown)}; the benchmarks are "
+                         f"{', '.join(s.stem for s in scripts)}")
         scripts = [s for s in scripts if s.stem in chosen]
     report = ["# dtnlab benchmark report", ""]
     failed = 0

@@ -9,9 +9,9 @@ import sys
 from dtnlab.inventory.errors import InventoryError
 from dtnlab.inventory.netbox_client import NetBoxError
 
-from .commands import generate, lab, link, netbox, regen
+from .commands import clab, generate, lab, link, netbox, regen
 
-COMMAND_GROUPS = (generate, lab, link, netbox, regen)
+COMMAND_GROUPS = (generate, lab, link, netbox, regen, clab)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -14,11 +14,13 @@ from typing import Any
 from jsonschema import Draft7Validator
 from jsonschema.exceptions import best_match
 
+from dtnlab.runtime.providers.clab_files import bind_parts
+
+from .clab_services import long_name
 from .topology import (
     RESERVED_NODE_NAMES,
     TOPOLOGY_FILE,
     interface_name_problem,
-    long_name,
     node_name_problem,
 )
 
@@ -79,14 +81,6 @@ def schema_errors(doc: dict[str, Any]) -> list[str]:
             message = message[:MAX_MESSAGE] + "..."
         errors.append(f"schema: {where}: {message}")
     return sorted(errors)
-
-
-def bind_parts(bind: str) -> tuple[str, str | None, str | None]:
-    """(host path, container path, options) of a `host:container[:options]` bind."""
-    parts = bind.split(":")
-    if len(parts) == 1:
-        return parts[0], None, None  # an anonymous volume: no host path at all
-    return parts[0], parts[1], ":".join(parts[2:]) or None
 
 
 def _bind_problem(bind: str) -> str | None:

@@ -18,6 +18,7 @@ from .jinja import TEMPLATES
 DEFAULTS_FILE = Path(__file__).resolve().with_name("platforms.yml")
 STARTUP_TEMPLATES = "clab/startup"  # under templates/
 NODE_IMAGE = "dtnlab/node:0.1.0"  # the image that runs dtnlab's emulator, engine and API
+NODE_UID = 1000  # its user `dtn` (uid and gid), as clab/Dockerfile creates it
 INTERFACE_FIELDS = frozenset({"name", "index"})
 # NetBox interface types that are never cabled, so they take no index among data interfaces.
 NON_DATA_TYPES = frozenset({"virtual", "lag", "bridge"})

@@ -21,7 +21,9 @@ PASSWORDS_FILE = "mqtt-passwords.json"
 JWT_KEY_FILE = "api-jwt.key"
 API_USERS_FILE = "api-users.json"  # API users' passwords in clear, for the person to read
 API_HASHES_FILE = "api-password-hashes.json"  # their hashes, so a regeneration need not redo them
-DB_PASSWORD_FILE = "postgres.password"  # the containerlab database node's password
+DB_PASSWORD_FILE = "postgres.password"  # the containerlab database's password (runtime's copy)
+# The database node's own copy of it: each copy is owned by the one container user reading it.
+DB_NODE_PASSWORD_FILE = "database/postgres.password"
 WEBHOOK_SECRET_FILE = "netbox-webhook.secret"  # NetBox signs webhooks to the lab API with it
 DEVICE_PASSWORDS_DIR = "devices"  # one file per MQTT user, so a node sees only its own
 
@@ -97,6 +99,8 @@ def ensure_secrets(lab: Lab, folder: Path) -> LabSecrets:
     _write_device_passwords(folder / DEVICE_PASSWORDS_DIR, passwords, changed)
     if not (folder / DB_PASSWORD_FILE).exists():
         write_secret(folder / DB_PASSWORD_FILE, secrets.token_urlsafe(24))
+    if not (folder / DB_NODE_PASSWORD_FILE).exists():  # the password never changes once made
+        write_secret(folder / DB_NODE_PASSWORD_FILE, (folder / DB_PASSWORD_FILE).read_text())
     if not (folder / WEBHOOK_SECRET_FILE).exists():
         write_secret(folder / WEBHOOK_SECRET_FILE, secrets.token_urlsafe(32))
     jwt_path = folder / JWT_KEY_FILE

@@ -12,6 +12,14 @@ from typing import Any
 from dtnlab.inventory.errors import InventoryError, Problem
 from dtnlab.inventory.model import Device, Lab, uns_path
 
+from .clab_services import (
+    BROKER,
+    SERVICE_GRAPH_LEVEL,
+    SERVICES,
+    emulator_settings,
+    long_name,
+    service_nodes,
+)
 from .jinja import render_template
 from .platforms import (
     NODE_IMAGE,
@@ -22,27 +30,11 @@ from .platforms import (
     default_platform_map,
     interface_names,
 )
-from .secrets import (
-    API_USER,
-    DB_PASSWORD_FILE,
-    DEVICE_PASSWORDS_DIR,
-    JWT_KEY_FILE,
-    RUNTIME_USER,
-    LabSecrets,
-)
+from .secrets import LabSecrets
 from .yaml_text import to_yaml
 
 TOPOLOGY_FILE = "topology.clab.yml"
 STARTUP_DIR = "startup"
-SECRETS_DIR = "secrets"  # pipeline.SECRETS_DIR; not imported, pipeline imports this module
-SERVER_KEY_FILE = "server.key"  # written by tls.py into the secrets folder
-
-LAB_MOUNT = "/lab"  # where nodes see the lab folder (or the few files of it they get)
-BROKER, DATABASE, ENGINE, API = "broker", "database", "twin-engine", "api"
-SERVICES = (BROKER, DATABASE, ENGINE, API)  # also the order of their addresses, top down
-BROKER_IMAGE = "eclipse-mosquitto:2"
-DATABASE_IMAGE = "postgres:15"
-DB_NAME = DB_USER = "dtn"
 # containerlab reads these node names in link endpoints as special endpoints, not as nodes.
 RESERVED_NODE_NAMES = frozenset({"host", "mgmt-net", "macvlan"})
 SIDECAR_SUFFIX = "-twin"  # emulator node beside a twinned device whose node runs a network OS
@@ -50,7 +42,6 @@ MGMT_INTERFACE = "eth0"  # containerlab's management interface of every node
 MAX_INTERFACE_NAME = 15  # Linux IFNAMSIZ (16) minus the terminating NUL
 MAX_DNS_LABEL = 63
 MAX_LONG_NAME = 60  # containerlab: a longer clab-<lab>-<node> does not resolve via DNS
-SERVICE_GRAPH_LEVEL = 1
 _DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
 _LAB_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9-._]*$")  # the schema's `name` pattern
 _INTERFACE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # no '/', ':' or spaces in a brief link
@@ -71,11 +62,6 @@ class MgmtPlan:
     gateway: str | None = None  # set only when a device holds the default (first) address
     devices: dict[str, str] = field(default_factory=dict)
     services: dict[str, str] = field(default_factory=dict)
-
-
-def long_name(lab: str, node: str) -> str:
-    """The container name containerlab gives a node (its default prefix is `clab`)."""
-    return f"clab-{lab}-{node}"
 
 
 def plan_mgmt(lab: Lab, problems: list[Problem]) -> MgmtPlan:
@@ -165,88 +151,6 @@ def graph_levels(lab: Lab) -> dict[str, int]:
         frontier = sorted(following)
     top = rounds + 1 if len(peeled) < len(degree) else rounds
     return {d.id: top - peeled.get(d.id, top) + 1 for d in lab.devices}
-
-
-def _ro(rel: str) -> str:
-    """Bind a file of the lab folder read-only at the same place under LAB_MOUNT."""
-    return f"./{rel}:{LAB_MOUNT}/{rel}:ro"
-
-
-def _device_password(user: str) -> str:
-    return f"{SECRETS_DIR}/{DEVICE_PASSWORDS_DIR}/{user}.password"
-
-
-def emulator_settings(lab: Lab, device: Device) -> dict[str, Any]:
-    """cmd, binds and env of the node that emulates `device`: it sees only its own files."""
-    return {
-        "cmd": f"python -m dtnlab.runtime emulator --lab {LAB_MOUNT} --device {device.id}",
-        "binds": [
-            _ro(f"twins/{device.id}.json"),
-            _ro("runtime.json"),
-            _ro("mosquitto/certs/ca.crt"),
-            _ro(_device_password(device.id)),
-        ],
-        "env": {"DTN_BROKER_HOST": long_name(lab.name, BROKER)},
-    }
-
-
-def _runtime_node(lab: Lab, role: str, secret_files: list[str]) -> dict[str, Any]:
-    """The twin engine or the API: the whole lab folder read-only, but only their own secrets.
-
-    A tmpfs hides the lab's secrets folder; the secrets the node needs are bound on top of it,
-    so the runtime finds them at the same paths as when it runs from the lab folder directly.
-    """
-    command = "engine" if role == ENGINE else role
-    return {
-        "kind": "linux",
-        "image": NODE_IMAGE,
-        "cmd": f"python -m dtnlab.runtime {command} --lab {LAB_MOUNT}",
-        "binds": [f".:{LAB_MOUNT}:ro"] + [_ro(path) for path in secret_files],
-        "tmpfs": {f"{LAB_MOUNT}/{SECRETS_DIR}": "size=1m,mode=0700"},
-        "env": {
-            "DTN_BROKER_HOST": long_name(lab.name, BROKER),
-            "DTN_DATABASE_URL": (f"postgresql://{DB_USER}@{long_name(lab.name, DATABASE)}:5432/"
-                                 f"{DB_NAME}"),
-            "DTN_DATABASE_PASSWORD_FILE": f"{LAB_MOUNT}/{SECRETS_DIR}/{DB_PASSWORD_FILE}",
-        },
-    }
-
-
-def service_nodes(lab: Lab) -> dict[str, dict[str, Any]]:
-    s = lab.settings
-    db_password = f"{SECRETS_DIR}/{DB_PASSWORD_FILE}"
-    broker: dict[str, Any] = {
-        "kind": "linux",
-        "image": BROKER_IMAGE,
-        "binds": [
-            "./mosquitto/mosquitto.conf:/mosquitto/config/mosquitto.conf:ro",
-            "./mosquitto/acl:/mosquitto/config/acl:ro",
-            "./mosquitto/passwd:/mosquitto/config/passwd:ro",
-            "./mosquitto/certs/ca.crt:/mosquitto/certs/ca.crt:ro",
-            "./mosquitto/certs/server.crt:/mosquitto/certs/server.crt:ro",
-            f"./{SECRETS_DIR}/{SERVER_KEY_FILE}:/mosquitto/certs/server.key:ro",
-        ],
-        "ports": [f"{s.mqtt_port}:{s.mqtt_port}", f"{s.mqtts_port}:{s.mqtts_port}"],
-    }
-    database: dict[str, Any] = {
-        "kind": "linux",
-        "image": DATABASE_IMAGE,
-        # The password comes from a file so it never appears in this topology or `docker inspect`;
-        # no host port: the machine's own PostgreSQL may hold 5432.
-        "binds": [f"./{db_password}:/run/secrets/{DB_PASSWORD_FILE}:ro"],
-        "env": {"POSTGRES_DB": DB_NAME, "POSTGRES_USER": DB_USER,
-                "POSTGRES_PASSWORD_FILE": f"/run/secrets/{DB_PASSWORD_FILE}"},
-    }
-    engine = _runtime_node(lab, ENGINE, [_device_password(RUNTIME_USER), db_password])
-    # API users come as hashes in runtime.json: the node never sees their clear passwords.
-    api = _runtime_node(lab, API, [_device_password(API_USER), f"{SECRETS_DIR}/{JWT_KEY_FILE}",
-                                   db_password])
-    api["ports"] = [f"{s.api_port}:{s.api_port}"]
-    nodes = {BROKER: broker, DATABASE: database, ENGINE: engine, API: api}
-    for name, node in nodes.items():
-        node["labels"] = {"dtn.lab": lab.name, "dtn.role": name, "dtn.service": "true",
-                          "graph-level": str(SERVICE_GRAPH_LEVEL)}
-    return nodes
 
 
 def device_labels(lab: Lab, device: Device, level: int) -> dict[str, str]:
@@ -452,8 +356,8 @@ class _Builder:
             if link.label:
                 link_vars["cable"] = link.label
             if link.impairment:
-                # containerlab has no netem field in a topology: the provider applies these
-                # with `containerlab tools netem set` once the lab is up.
+                # containerlab has no netem field in a topology: the clab provider applies
+                # these with `containerlab tools netem set` once the lab is deployed.
                 link_vars["impairment"] = dict(sorted(link.impairment.items()))
             if link_vars:
                 entry["vars"] = link_vars
@@ -465,6 +369,8 @@ HEADER = """\
 # containerlab topology of lab {lab}
 # Generated by dtnlab from the lab's inventory; do not edit.
 # Deploy from this folder (bind paths are relative to it): containerlab deploy -t {file}
+# First, as root: dtnlab clab prepare --lab {lab} (each container's user gets the files it
+# reads and writes); `dtnlab up --provider clab` does both.
 #
 # Devices reach the broker over the management network {network}
 # (every node's {mgmt}), by the broker's container name {broker}:

@@ -108,6 +108,7 @@ class Settings(Frozen):
     # Who may log in to the API, with their roles; passwords are generated into the secrets.
     api_users: dict[ApiUserName, ApiRole] = Field(
         default_factory=lambda: dict(DEFAULT_API_USERS), min_length=1)
+    database: Literal["postgres", "timescaledb"] = "postgres"  # the containerlab database node
 
 
 class Lab(Frozen):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -12,6 +14,9 @@ RUNTIME_FILE = "runtime.json"
 TWINS_DIR = "twins"
 PASSWORDS_DIR = "secrets/devices"
 RUN_DIR = "run"
+# A node that does not share the broker's host (a container) is told the broker's name here;
+# runtime.json's broker.host (127.0.0.1) is right for processes on the broker's own machine.
+BROKER_HOST_ENV = "DTN_BROKER_HOST"
 
 
 class LabFileError(Exception):
@@ -102,6 +107,20 @@ class RuntimeConfig(_Model):
     topology: dict[str, Any] = Field(default_factory=dict)
 
 
+def for_this_node(runtime: RuntimeConfig,
+                  environ: Mapping[str, str] | None = None) -> RuntimeConfig:
+    """runtime.json as this node sees it: the broker's host from $DTN_BROKER_HOST when set.
+
+    Args:
+        runtime: runtime.json as generated.
+        environ: the node's environment (default: this process's).
+    """
+    host = (os.environ if environ is None else environ).get(BROKER_HOST_ENV, "").strip()
+    if not host or host == runtime.broker.host:
+        return runtime
+    return runtime.model_copy(update={"broker": runtime.broker.model_copy(update={"host": host})})
+
+
 def _read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text())
@@ -170,14 +189,18 @@ def load_twin(path: Path) -> TwinConfig:
     return twin
 
 
-def load_lab(root: Path | str) -> LabFiles:
+def load_lab(root: Path | str, environ: Mapping[str, str] | None = None) -> LabFiles:
     """Load runtime.json and every twin it lists; every bad file is reported at once.
+
+    Args:
+        root: the lab folder.
+        environ: the node's environment, for its broker host (default: this process's).
 
     Raises:
         LabFileError: naming each missing or malformed file and field.
     """
     root = Path(root)
-    runtime: RuntimeConfig = _parse(RuntimeConfig, root / RUNTIME_FILE)
+    runtime = for_this_node(_parse(RuntimeConfig, root / RUNTIME_FILE), environ)
     twins: dict[str, TwinConfig] = {}
     errors: list[str] = []
     for twin_id in runtime.twins:

@@ -17,7 +17,13 @@ from dtnlab.regen import STATUS_FILE
 from dtnlab.runtime.emulator.control import applied_faults, request_fault
 from dtnlab.runtime.emulator.faults import FAULT_KINDS
 from dtnlab.runtime.labfiles import read_json
-from dtnlab.runtime.providers import PROVIDERS, LabStatus, ProviderError, provider_class
+from dtnlab.runtime.providers import (
+    PROVIDERS,
+    LabStatus,
+    ProviderError,
+    ProviderUnavailable,
+    provider_class,
+)
 from dtnlab.runtime.providers.base import Provider
 from dtnlab.runtime.providers.commands import send_command
 from dtnlab.runtime.providers.nodes import LOGS_DIR
@@ -100,12 +106,22 @@ def cmd_up(args: argparse.Namespace) -> int:
                  f"{len(result.changed)} changed")
         record_source(args, lab, folder)  # how the webhook receiver regenerates it
     provider = _provider(folder, args.provider, shards=args.shards, tls=args.tls)
-    (folder / PROVIDER_FILE).parent.mkdir(parents=True, exist_ok=True)
-    (folder / PROVIDER_FILE).write_text(json.dumps({"provider": args.provider}))
+    record = folder / PROVIDER_FILE
+    before = record.read_text() if record.exists() else None
+    record.parent.mkdir(parents=True, exist_ok=True)
+    record.write_text(json.dumps({"provider": args.provider}))
     progress(f"starting {folder} ({args.provider})")
     start = time.monotonic()
     try:
         status = provider.up(args.timeout)
+    except ProviderUnavailable as exc:
+        # nothing started: `down` and `status` keep finding what ran before, if anything
+        if before is None:
+            record.unlink(missing_ok=True)
+        else:
+            record.write_text(before)
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except ProviderError as exc:
         print(f"error: {exc}\n(the lab is left running to look at: `dtnlab status`, "
               f"`dtnlab logs`; stop it with `dtnlab down`)", file=sys.stderr)
@@ -123,14 +139,22 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 def cmd_down(args: argparse.Namespace) -> int:
     folder = _folder(args)
-    stopped = _provider(folder).down()
+    try:
+        stopped = _provider(folder).down()
+    except ProviderError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     print(f"{folder}: stopped {', '.join(stopped) if stopped else 'nothing (not running)'}")
     return 0
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     folder = _folder(args)
-    status = _provider(folder).status()
+    try:
+        status = _provider(folder).status()
+    except ProviderError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     if args.json:
         print(json.dumps({"nodes": [vars(n) for n in status.nodes],
                           "twins": status.twins.states, "source": status.twins.source,

@@ -59,8 +59,7 @@ def build_state(lab_dir: Path, settings: Settings, store: Store | None = None) -
     index = LabIndex(lab)
     users = UserBook.from_config(index.api_config.get("users"))
     tokens = TokenService(settings, lab.root, lab.runtime.lab, users)
-    db_url = settings.database_url.get_secret_value() if settings.database_url else None
-    audit_url = settings.audit_url.get_secret_value() if settings.audit_url else db_url
+    db_url, audit_url = settings.database_urls()
     feed = LiveFeed(lab)
     store = store or open_store(lab.run_dir, db_url)
     return ApiState(settings=settings, lab=lab, index=index, users=users, tokens=tokens,

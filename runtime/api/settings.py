@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ..storage.dsn import with_password
+
 MIN_SECRET_BYTES = 32
+API_HOST_ENV = "DTN_API_HOST"  # Settings.api_host (env_prefix DTN_); a container sets 0.0.0.0
 # Whole values that are never secrets, and fragments that only templates and docs contain.
 PLACEHOLDER_VALUES = frozenset({
     "changeme", "change-me", "change_me", "secret", "password", "passw0rd", "placeholder",
@@ -63,6 +67,8 @@ class Settings(BaseSettings):
     jwt_audience: str | None = Field(default=None, description="default: dtnlab-api/<lab>")
     token_ttl_s: int = Field(default=3600, ge=60, le=7 * 86400)
     database_url: SecretStr | None = None
+    database_password_file: Path | None = Field(
+        default=None, description="password of database_url and audit_url when they have none")
     rate_per_s: float = Field(default=100.0, gt=0,
                               description="requests per second per client address")
     rate_burst: int = Field(default=200, ge=1)
@@ -80,6 +86,23 @@ class Settings(BaseSettings):
     engine_stale_s: float = Field(default=5.0, gt=0)
     audit_url: SecretStr | None = Field(default=None,
                                         description="default: database_url, else SQLite")
+
+    def database_urls(self) -> tuple[str | None, str | None]:
+        """(storage URL, audit URL) with the password file applied; None means SQLite.
+
+        Raises:
+            DatabaseSettingError: the password file cannot be read.
+            PlaceholderSecret: the password it holds is a placeholder.
+        """
+        db = self.database_url.get_secret_value() if self.database_url else None
+        audit = self.audit_url.get_secret_value() if self.audit_url else db
+        file = self.database_password_file
+        urls = (with_password(db, file) if db else None,
+                with_password(audit, file) if audit else None)
+        passwords = [urlsplit(u).password for u in urls if u]
+        if file and any(p is not None and is_placeholder(p) for p in passwords):
+            raise PlaceholderSecret(f"the database password in {file} is a placeholder")
+        return urls
 
     @field_validator("jwt_secret")
     @classmethod

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import ssl
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from ..labfiles import (
     MetricSpec,
     RuntimeConfig,
     TwinConfig,
+    for_this_node,
     load_twin,
 )
 
@@ -71,10 +73,11 @@ def parse_shard(text: str) -> tuple[int, int]:
     return shard
 
 
-def read_runtime(lab_dir: Path) -> RuntimeConfig:
+def read_runtime(lab_dir: Path, environ: Mapping[str, str] | None = None) -> RuntimeConfig:
+    """runtime.json as this node sees it (see labfiles.for_this_node)."""
     path = lab_dir / RUNTIME_FILE
     try:
-        return RuntimeConfig.model_validate_json(path.read_bytes())
+        return for_this_node(RuntimeConfig.model_validate_json(path.read_bytes()), environ)
     except FileNotFoundError:
         raise LabFileError(f"{path}: missing (generate the lab first)") from None
     except ValueError as exc:

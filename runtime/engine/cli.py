@@ -33,10 +33,15 @@ def main(argv: list[str]) -> int:
     except LabFileError as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 2
-    from ..storage import open_store
+    from ..storage import DatabaseSettingError, open_store
 
+    try:
+        store = open_store(lab.run_dir, args.database_url)
+    except DatabaseSettingError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 2
     engine = Engine(lab, EngineConfig(tls=args.tls, aggregate_period_s=args.aggregate_period),
-                    store=open_store(lab.run_dir, args.database_url))
+                    store=store)
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         log.info("engine: signal %d, stopping", signum)

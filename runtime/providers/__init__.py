@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .base import LabStatus, NodeStatus, Provider, ProviderError
+from .base import LabStatus, NodeStatus, Provider, ProviderError, ProviderUnavailable
 from .clab import ClabProvider
 from .local import LocalProvider
 from .netns import NetnsProvider
@@ -23,4 +23,5 @@ def provider_class(name: str) -> type[Provider]:
                             f"{', '.join(PROVIDERS)}") from None
 
 
-__all__ = ["PROVIDERS", "LabStatus", "NodeStatus", "Provider", "ProviderError", "provider_class"]
+__all__ = ["PROVIDERS", "LabStatus", "NodeStatus", "Provider", "ProviderError",
+           "ProviderUnavailable", "provider_class"]

@@ -14,6 +14,10 @@ class ProviderError(Exception):
     """The lab could not be brought up or down; the message says what to look at."""
 
 
+class ProviderUnavailable(ProviderError):
+    """This host cannot run the provider at all (a tool is missing); nothing was started."""
+
+
 @dataclass(frozen=True)
 class NodeStatus:
     name: str

@@ -2,28 +2,33 @@
 
 from __future__ import annotations
 
-import os
+from collections.abc import Mapping
 from pathlib import Path
 
 from .base import Batch, Store, StoreUnavailable
+from .dsn import DatabaseSettingError, database_url
 from .postgres import PostgresStore
 from .sqlite import SqliteStore
 from .writer import StorageWriter
 
-DATABASE_URL_ENV = "DTN_DATABASE_URL"
 SQLITE_FILE = "dtnlab.sqlite3"
 
 
-def open_store(run_dir: Path, url: str | None = None) -> Store:
+def open_store(run_dir: Path, url: str | None = None,
+               environ: Mapping[str, str] | None = None) -> Store:
     """PostgreSQL when `url` (or $DTN_DATABASE_URL) is set, else SQLite in the run folder.
 
     The store is not connected yet: the writer connects it; queries connect on their own.
+    The password comes from $DTN_DATABASE_PASSWORD_FILE when the URL has none (dsn.py).
+
+    Raises:
+        DatabaseSettingError: the password file cannot be read.
     """
-    url = url if url is not None else os.environ.get(DATABASE_URL_ENV)
+    url = database_url(url, environ)
     if url:
         return PostgresStore(url)
     return SqliteStore(Path(run_dir) / SQLITE_FILE)
 
 
-__all__ = ["Batch", "PostgresStore", "SqliteStore", "StorageWriter", "Store", "StoreUnavailable",
-           "open_store"]
+__all__ = ["Batch", "DatabaseSettingError", "PostgresStore", "SqliteStore", "StorageWriter",
+           "Store", "StoreUnavailable", "database_url", "open_store"]

@@ -24,9 +24,12 @@ from dtnlab.generators.topology import (
     topology_document,
 )
 from dtnlab.inventory.build import build_lab
+from dtnlab.inventory.errors import InventoryError
 from dtnlab.inventory.model import Lab, Settings
-from dtnlab.inventory.source import FileSource
+from dtnlab.inventory.source import FileSource, lab_settings
+from dtnlab.runtime.providers.clab import prepare
 from tests.conftest import DEMO_INVENTORY
+from tests.generators.clab_view import build_view, in_view, resolve, runtime_command
 
 TWIN_PROFILE = {"period_s": 5, "heartbeat_s": 15, "metrics": {
     "temperature": {"type": "float", "unit": "degC", "min": -50, "max": 150,
@@ -176,8 +179,15 @@ def test_demo_services(demo_doc: dict[str, Any]) -> None:
     for name, command in (("twin-engine", "engine"), ("api", "api")):
         node = nodes[name]
         assert node["cmd"] == f"python -m dtnlab.runtime {command} --lab /lab"
-        assert node["binds"][0] == ".:/lab:ro"
-        assert node["tmpfs"] == {"/lab/secrets": "size=1m,mode=0700"}  # other secrets hidden
+        assert node["binds"][:2] == [".:/lab:ro", "./run/clab:/lab/run:rw"]
+        # other secrets hidden; the node user may enter the folder to reach its own
+        assert node["tmpfs"] == {"/lab/secrets": "size=1m,mode=0700,uid=1000,gid=1000"}
+        assert node["user"] == "1000:1000"
+    assert broker["user"] == "1883:1883"
+    assert nodes["database"]["user"] == "999:999"
+    assert nodes["database"]["binds"] == [
+        "./secrets/database/postgres.password:/run/secrets/postgres.password:ro"]
+    assert nodes["api"]["env"]["DTN_API_HOST"] == "0.0.0.0"
     assert "./secrets/devices/dtn-runtime.password:/lab/secrets/devices/dtn-runtime.password:ro" \
         in nodes["twin-engine"]["binds"]
     assert not any("api-jwt" in b for b in nodes["twin-engine"]["binds"])
@@ -209,6 +219,8 @@ def test_twinned_device_runs_the_emulator_with_only_its_own_files(
         "/lab/secrets/devices/aar-l1-c1-plc-01.password:ro",
     ]
     assert node["env"] == {"DTN_BROKER_HOST": "clab-demo-plant-broker"}
+    assert node["user"] == "1000:1000"
+    assert node["tmpfs"] == {"/lab/run": "size=4m,mode=0700,uid=1000,gid=1000"}  # its status
     assert node["labels"]["dtn.uns"] == "northwind/plant-aarhus/processing/line-1/aar-l1-c1/" \
                                         "aar-l1-c1-plc-01"
     assert node["labels"]["dtn.twinned"] == "true"
@@ -331,6 +343,24 @@ def test_synthetic_500_device_lab_is_valid(big: Lab) -> None:
     assert doc["topology"]["nodes"]["broker"]["mgmt-ipv4"] == "172.31.3.254"
 
 
+def test_timescaledb_is_the_database_node_when_chosen(demo: Lab) -> None:
+    settings = demo.settings.model_copy(update={"database": "timescaledb"})
+    doc = parsed(topology.render(demo.model_copy(update={"settings": settings}),
+                                 None))  # type: ignore[arg-type]
+    assert check_topology(doc) == []
+    database = doc["topology"]["nodes"]["database"]
+    assert database["image"] == "timescale/timescaledb:latest-pg15"
+    assert database["user"] == "70:70"  # postgres in the Alpine-based image
+    assert database["env"]["POSTGRES_PASSWORD_FILE"] == "/run/secrets/postgres.password"
+
+
+def test_database_setting_is_checked() -> None:
+    data = netbox_data(5)
+    data["dtnlab"] = {"database": "mysql"}
+    with pytest.raises(InventoryError, match="database"):
+        lab_settings(data, "x", "x", "inventory.yaml")
+
+
 def test_synthetic_lab_without_mgmt_prefix_leaves_addresses_to_docker() -> None:
     doc, _ = topology_document(synthetic_lab(30, lab_prefix=None), load_platform_map(None))
     assert doc["mgmt"] == {"network": "dtn-big"}
@@ -439,10 +469,6 @@ def test_user_platform_map_is_deterministic(demo: Lab, network_os_map: PlatformM
 def generate(lab: Lab, lab_dir: Path) -> dict[str, str]:
     """Write every generator's output and the lab's secrets, as `dtnlab generate` would."""
     secrets = ensure_secrets(lab, lab_dir / "secrets")
-    # Nothing creates the database password yet (see topology.DB_PASSWORD_FILE): stand in.
-    db_password = lab_dir / "secrets" / topology.DB_PASSWORD_FILE
-    if not db_password.exists():
-        db_password.write_text("test-only")
     files: dict[str, str] = {}
     for render in GENERATORS.values():
         files.update(render(lab, secrets))
@@ -452,9 +478,11 @@ def generate(lab: Lab, lab_dir: Path) -> dict[str, str]:
     return files
 
 
-def test_docker_run_plan_binds_exist_in_a_generated_lab(demo: Lab, tmp_path: Path) -> None:
+def test_docker_run_plan_binds_exist_in_a_generated_lab(
+        demo: Lab, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
     files = generate(demo, tmp_path)
     doc = parsed(files)
+    prepare(tmp_path)  # as `dtnlab up --provider clab` does: run/clab/ exists from here on
     plan = docker_run_plan(doc, tmp_path)
     assert [p["name"] for p in plan] == sorted(f"clab-demo-plant-{n}"
                                                for n in doc["topology"]["nodes"])
@@ -478,6 +506,28 @@ def test_docker_run_plan_binds_exist_in_a_generated_lab(demo: Lab, tmp_path: Pat
     hosts = {Path(b.split(":")[0]).relative_to(tmp_path).as_posix() for b in plc["binds"]}
     assert hosts == {"twins/aar-l1-c1-plc-01.json", "runtime.json", "mosquitto/certs/ca.crt",
                      "secrets/devices/aar-l1-c1-plc-01.password"}
+    # Every variable the topology sets on a dtnlab node is one the runtime reads: without it,
+    # the runtime's own loaders resolve something else in that node.
+    nodes = doc["topology"]["nodes"]
+    checked = set()
+    views = tmp_path_factory.mktemp("views")  # outside the lab: a view copies all of it
+    for container in plan:
+        node = nodes[container["hostname"]]
+        if node.get("image") != NODE_IMAGE or not node.get("env"):
+            continue
+        subcommand, lab_path = runtime_command(node)
+        root = build_view(container, views / container["hostname"])
+        lab = root / lab_path.lstrip("/")
+        env = in_view(node["env"], root)
+        assert env.keys() <= container["env"].keys()  # what containerlab hands Docker
+        with_all = resolve(subcommand, lab, env)
+        for key in node["env"]:
+            without = {k: v for k, v in env.items() if k != key}
+            assert resolve(subcommand, lab, without) != with_all, \
+                f"{container['hostname']}: the runtime ignores {key}"
+            checked.add(key)
+    assert checked == {"DTN_BROKER_HOST", "DTN_DATABASE_URL", "DTN_DATABASE_PASSWORD_FILE",
+                       "DTN_API_HOST"}
 
 
 def test_docker_run_plan_of_a_sidecar_lab(demo: Lab, network_os_map: PlatformMap,
@@ -487,6 +537,7 @@ def test_docker_run_plan_of_a_sidecar_lab(demo: Lab, network_os_map: PlatformMap
     for rel, text in files.items():
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_text(text)
+    prepare(tmp_path)
     plan = docker_run_plan(parsed(files), tmp_path)
     for container in plan:
         for bind in container["binds"]:

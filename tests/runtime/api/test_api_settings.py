@@ -200,3 +200,20 @@ def test_cli_refuses_a_placeholder_secret(monkeypatch: pytest.MonkeyPatch, tmp_p
 def test_cli_reports_a_missing_lab(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert api_main(["--lab", str(tmp_path / "nope")]) == 2
     assert "runtime.json" in capsys.readouterr().err
+
+
+def test_database_password_comes_from_its_file(monkeypatch: pytest.MonkeyPatch,
+                                               tmp_path: Path) -> None:
+    password = tmp_path / "postgres.password"
+    password.write_text("s3cret/with:odd@chars\n")
+    monkeypatch.setenv("DTN_DATABASE_URL", "postgresql://dtn@clab-lab-database:5432/dtn")
+    monkeypatch.setenv("DTN_DATABASE_PASSWORD_FILE", str(password))
+    db, audit = Settings().database_urls()
+    assert db == "postgresql://dtn:s3cret%2Fwith%3Aodd%40chars@clab-lab-database:5432/dtn"
+    assert audit == db
+    password.write_text("changeme")
+    with pytest.raises(PlaceholderSecret, match=str(password)):
+        Settings().database_urls()
+    password.unlink()
+    with pytest.raises(ValueError, match=f"DTN_DATABASE_PASSWORD_FILE {password}: cannot read"):
+        Settings().database_urls()
