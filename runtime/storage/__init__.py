@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from .base import Batch, Store, StoreUnavailable
-from .dsn import DatabaseSettingError, database_url
+from .dsn import DATABASE_URL_ENV, DatabaseSettingError, database_url
 from .postgres import PostgresStore
 from .sqlite import SqliteStore
 from .writer import StorageWriter
@@ -30,5 +30,5 @@ def open_store(run_dir: Path, url: str | None = None,
     return SqliteStore(Path(run_dir) / SQLITE_FILE)
 
 
-__all__ = ["Batch", "DatabaseSettingError", "PostgresStore", "SqliteStore", "StorageWriter",
-           "Store", "StoreUnavailable", "database_url", "open_store"]
+__all__ = ["DATABASE_URL_ENV", "Batch", "DatabaseSettingError", "PostgresStore", "SqliteStore",
+           "StorageWriter", "Store", "StoreUnavailable", "database_url", "open_store"]
