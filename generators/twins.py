@@ -65,6 +65,7 @@ def twin_config(lab: Lab, device: Device, cells: list[str]) -> dict[str, Any]:
         "protocol": profile.protocol,
         "period_s": profile.period_s,
         "heartbeat_s": profile.heartbeat_s,
+        "stuck_after": profile.stuck_after,
         "metrics": {name: m.model_dump() for name, m in profile.metrics.items()},
         "schema": telemetry_schema(device),
         "mobile": device.mobile,

@@ -34,6 +34,7 @@ class TwinProfile(Frozen):
 
     period_s: float = Field(default=5.0, gt=0)
     heartbeat_s: float = Field(default=15.0, gt=0)
+    stuck_after: int = Field(default=20, ge=0)
     protocol: Protocol = "mqtt"
     metrics: dict[str, Metric] = Field(default_factory=dict)
 

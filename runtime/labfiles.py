@@ -63,6 +63,7 @@ class TwinConfig(_Model):
     protocol: Literal["mqtt", "opcua"] = "mqtt"
     period_s: float = Field(gt=0)
     heartbeat_s: float = Field(gt=0)
+    stuck_after: int = Field(default=20, ge=0)  # same float this many times in a row: stuck
     metrics: dict[str, MetricSpec]
     telemetry_schema: dict[str, Any] = Field(alias="schema")
     mobile: bool = False

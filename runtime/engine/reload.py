@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING
 from ..labfiles import LabFiles, TwinConfig, load_lab
 from ..reconcile import ReconcilePlan, plan_twins
 from . import alerts as al
-from .anomaly import AnomalyConfig, RobustDetector
+from .anomaly import AnomalyConfig, FlatLine, RobustDetector
 from .health import OFFLINE, Band, bands_for
-from .twin import Twin
+from .twin import Twin, flatlines_for
 from .validator import compile_validator
 
 if TYPE_CHECKING:
@@ -81,10 +81,24 @@ def reconfigure(twin: Twin, cfg: TwinConfig, anomaly: AnomalyConfig, now: float)
             detectors.append(previous)
         else:
             detectors.append(RobustDetector(name, spec, anomaly))
+    old_flatlines = {f.name: f for f in twin.flatlines}
+    flatlines: list[FlatLine] = []
+    for flat in flatlines_for(cfg):
+        previous = old_flatlines.pop(flat.name, None)
+        if previous is not None and previous.after == flat.after:
+            flatlines.append(previous)
+        else:  # a new count starts afresh, and raises again if the value still sits still
+            flatlines.append(flat)
+            if previous is not None:
+                old_flatlines[flat.name] = previous
+    for name, previous in old_flatlines.items():
+        if previous.active:
+            twin._book.resolve(twin.id, name, al.STUCK, "reconfigured", now)
     twin.cfg = cfg
     twin.validate = compile_validator(cfg.telemetry_schema, cfg.id)
     twin.bands = bands
     twin.detectors = detectors
+    twin.flatlines = flatlines
     twin.n_metrics = max(len(cfg.metrics), 1)
     twin.quality.period = cfg.period_s
     twin.quality.late = max(cfg.heartbeat_s - cfg.period_s, cfg.period_s)
