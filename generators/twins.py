@@ -84,6 +84,7 @@ def runtime_config(lab: Lab) -> dict[str, Any]:
                    "ca_file": "mosquitto/certs/ca.crt"},
         "api": {"port": s.api_port},
         "runtime_user": RUNTIME_USER,
+        "telemetry_qos": s.telemetry_qos,
         "api_user": API_USER,
         "levels": [lv.model_dump() for lv in lab.levels],
         "aggregates": aggregate_topics(lab),

@@ -100,6 +100,7 @@ class Settings(Frozen):
     mqtt_port: int = 11883
     mqtts_port: int = 18883
     api_port: int = 8088
+    telemetry_qos: Literal[0, 1] = 0
     mgmt_prefix: str | None = None
 
 

@@ -96,6 +96,7 @@ class RuntimeConfig(_Model):
     enterprise: str
     broker: BrokerConfig
     runtime_user: str = "dtn-runtime"
+    telemetry_qos: Literal[0, 1] = 0  # what the device emulators publish telemetry at
     api_user: str = "dtn-api"
     levels: tuple[Level, ...] = ()
     aggregates: dict[str, str] = Field(default_factory=dict)
