@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import threading
@@ -21,6 +20,7 @@ from dtnlab.generators import writer
 from dtnlab.generators.pipeline import render_lab
 from dtnlab.inventory.source import FileSource
 from dtnlab.runtime.labfiles import LabFiles, load_lab
+from tests.broker import free_port
 from tests.conftest import DEMO_INVENTORY
 from tests.waiting import wait_for
 
@@ -34,12 +34,6 @@ PLC = "aar-l1-c1-plc-01"  # cycle_time, cpu_load (float), running (bool)
 MOTOR = "aar-l1-c1-m-01"  # speed, current (float), state (str)
 AGV = "aar-agv-01"  # battery, speed, x, y; moves between the cells of line 3
 GATEWAY = "aar-proc-gw-01"  # messages_forwarded (int)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def small_inventory(period_s: float = 0.2, heartbeat_s: float = 1.5,
