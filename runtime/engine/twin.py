@@ -89,6 +89,8 @@ class Twin:
                 self._book.resolve(self.id, "", al.INVALID_DATA, "valid data again", now)
                 changed = True
         if changed or not self.had_data or not self.online or self.state == OFFLINE:
+            if not self.online:  # silent, not disconnected (a dropout): no birth will come
+                self._book.resolve(self.id, "", al.OFFLINE, "data again", now)
             self.online = self.had_data = True
             self._evaluate(now, self._level_reason())
 
@@ -106,6 +108,7 @@ class Twin:
         self.invalid_streak += 1
         if not self.online:
             self.online = True
+            self._book.resolve(self.id, "", al.OFFLINE, "data again", now)
             self._evaluate(now, "data from a device thought offline")
         if not self.error and self.invalid_streak >= self._hyst.invalid_to_error:
             self.error = True

@@ -92,7 +92,13 @@ def test_lifecycle_from_birth_to_critical_and_back() -> None:
     twin.on_status(True, now + 4)
     assert twin.state == "initializing"  # until fresh valid data
     assert events[-1] == ("offline::warning", "resolved")
-    twin.on_status(False, now + 5)
+    now = feed(twin, [20], start=now + 4)
+    twin.check_heartbeat(now + 3.5)  # silent but still connected: no birth when it speaks
+    assert events[-1] == ("offline::warning", "raised")
+    now = feed(twin, [20], start=now + 4)
+    assert twin.state == "healthy"
+    assert events[-1] == ("offline::warning", "resolved")
+    twin.on_status(False, now + 1)
     assert twin.state == "offline"
     assert "last will" in moves[-1][2]
 
