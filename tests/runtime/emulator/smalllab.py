@@ -36,8 +36,8 @@ AGV = "aar-agv-01"  # battery, speed, x, y; moves between the cells of line 3
 GATEWAY = "aar-proc-gw-01"  # messages_forwarded (int)
 
 
-def small_inventory(period_s: float = 0.2, heartbeat_s: float = 1.5,
-                    lab: str = "mini") -> dict[str, Any]:
+def small_inventory(period_s: float = 0.2, heartbeat_s: float = 1.5, lab: str = "mini",
+                    telemetry_qos: int = 0) -> dict[str, Any]:
     """The demo plant's NetBox-shaped inventory cut down to DEVICES, on free ports.
 
     A config context of the highest weight sets every device's period and heartbeat.
@@ -57,7 +57,8 @@ def small_inventory(period_s: float = 0.2, heartbeat_s: float = 1.5,
         "id": 999, "name": "test periods", "weight": 9000, "is_active": True,
         "data": {"dtnlab": {"period_s": period_s, "heartbeat_s": heartbeat_s}}})
     data["dtnlab"] = {**data["dtnlab"], "lab": lab, "mqtt_port": free_port(),
-                      "mqtts_port": free_port(), "api_port": free_port()}
+                      "mqtts_port": free_port(), "api_port": free_port(),
+                      "telemetry_qos": telemetry_qos}
     return data
 
 

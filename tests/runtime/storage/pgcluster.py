@@ -42,6 +42,8 @@ def pg_bin() -> Path:
 class TestDatabase:
     """A dtnlab_test_* database on the machine's PostgreSQL, dropped afterwards."""
 
+    __test__ = False  # a fixture helper, not a test class
+
     def __init__(self) -> None:
         self.name = f"dtnlab_test_{uuid.uuid4().hex[:10]}"
         self.url = f"{MACHINE_PG}/{self.name}"
