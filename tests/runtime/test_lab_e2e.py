@@ -24,7 +24,14 @@ from dtnlab.runtime.labfiles import LabFiles, load_lab
 from dtnlab.runtime.providers import LocalProvider
 from dtnlab.runtime.providers.commands import send_command
 from dtnlab.runtime.providers.process import pid_files
-from tests.runtime.emulator.smalllab import PLC, SENSOR, Watcher, lab_processes, write_inventory
+from tests.runtime.emulator.smalllab import (
+    PLC,
+    SENSOR,
+    Watcher,
+    emulator_totals,
+    lab_processes,
+    write_inventory,
+)
 from tests.runtime.storage.pgcluster import TestDatabase
 from tests.waiting import wait_for
 
@@ -158,19 +165,6 @@ def api_health(lab_dir: Path) -> dict[str, Any] | None:
     assert response.status_code == 200, response.text
     doc: dict[str, Any] = response.json()
     return doc
-
-
-def emulator_totals(lab_dir: Path) -> dict[str, Any]:
-    """The emulator processes' status files added up: telemetry per device and the outboxes."""
-    totals: dict[str, Any] = {"connected": 0, "published_by_device": {}, "unacked": 0,
-                              "acked": 0, "held": 0, "resent": 0, "dropped": 0}
-    for path in (lab_dir / "run" / "emulator").glob("*.json"):
-        status = json.loads(path.read_text())
-        totals["connected"] += status["connected"]
-        totals["published_by_device"].update(status["published_by_device"])
-        for key in ("unacked", "acked", "held", "resent", "dropped"):
-            totals[key] += status["outbox"][key]
-    return totals
 
 
 def test_up_stores_telemetry_serves_the_api_and_every_twin_is_healthy(

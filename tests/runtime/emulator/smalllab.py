@@ -19,6 +19,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from dtnlab.generators import writer
 from dtnlab.generators.pipeline import render_lab
 from dtnlab.inventory.source import FileSource
+from dtnlab.runtime.emulator.control import STATUS_DIR, applied_faults, request_fault
 from dtnlab.runtime.labfiles import LabFiles, load_lab
 from tests.broker import free_port
 from tests.conftest import DEMO_INVENTORY
@@ -152,3 +153,23 @@ def lab_processes(lab_dir: Path) -> list[int]:
 
 def lab_files(lab_dir: Path) -> LabFiles:
     return load_lab(lab_dir)
+
+
+def apply_fault(lab_dir: Path, device: str, kind: str, **args: Any) -> None:
+    """A fault through the file channel, once a running emulator reports it applied."""
+    request = request_fault(lab_dir, device, kind, args)
+    wait_for(lambda: applied_faults(lab_dir).get(device, {}).get("id") == request["id"],
+             what=f"the emulator to apply {kind} to {device}")
+
+
+def emulator_totals(lab_dir: Path) -> dict[str, Any]:
+    """The emulator processes' status files added up: telemetry per device and the outboxes."""
+    totals: dict[str, Any] = {"connected": 0, "published_by_device": {}, "unacked": 0,
+                              "acked": 0, "held": 0, "resent": 0, "dropped": 0}
+    for path in (lab_dir / STATUS_DIR).glob("*.json"):
+        status = json.loads(path.read_text())
+        totals["connected"] += status["connected"]
+        totals["published_by_device"].update(status["published_by_device"])
+        for key in ("unacked", "acked", "held", "resent", "dropped"):
+            totals[key] += status["outbox"][key]
+    return totals
