@@ -86,6 +86,7 @@ class EmulatorProcess:
         return "applied"
 
     def new_device(self, profile: DeviceProfile) -> DeviceEmulator:
+        """A device of this process, set up like every other (at start and on reload)."""
         assert self.gate is not None
         password = read_password(self.lab_dir, profile.mqtt_user)
         device = DeviceEmulator(profile, password, self.broker, self.gate, self.tls,
