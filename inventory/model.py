@@ -39,6 +39,7 @@ class TwinProfile(Frozen):
 
     period_s: float = Field(default=5.0, gt=0)
     heartbeat_s: float = Field(default=15.0, gt=0)
+    stuck_after: int = Field(default=20, ge=0)
     protocol: Protocol = "mqtt"
     metrics: dict[str, Metric] = Field(default_factory=dict)
 
@@ -104,6 +105,7 @@ class Settings(Frozen):
     mqtt_port: int = 11883
     mqtts_port: int = 18883
     api_port: int = 8088
+    telemetry_qos: Literal[0, 1] = 0
     mgmt_prefix: str | None = None
     # Who may log in to the API, with their roles; passwords are generated into the secrets.
     api_users: dict[ApiUserName, ApiRole] = Field(

@@ -68,6 +68,7 @@ class TwinConfig(_Model):
     protocol: Literal["mqtt", "opcua"] = "mqtt"
     period_s: float = Field(gt=0)
     heartbeat_s: float = Field(gt=0)
+    stuck_after: int = Field(default=20, ge=0)  # same float this many times in a row: stuck
     metrics: dict[str, MetricSpec]
     telemetry_schema: dict[str, Any] = Field(alias="schema")
     mobile: bool = False
@@ -100,6 +101,7 @@ class RuntimeConfig(_Model):
     enterprise: str
     broker: BrokerConfig
     runtime_user: str = "dtn-runtime"
+    telemetry_qos: Literal[0, 1] = 0  # what the device emulators publish telemetry at
     api_user: str = "dtn-api"
     levels: tuple[Level, ...] = ()
     aggregates: dict[str, str] = Field(default_factory=dict)

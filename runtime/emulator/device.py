@@ -15,7 +15,7 @@ from ..labfiles import BrokerConfig
 from . import commands
 from .faults import Fault, drift_value, make_fault, spike_value
 from .mobility import AgvMotion
-from .mqtt import MqttConnection, MqttError, Will, open_connection
+from .mqtt import MqttConnection, MqttError, Outbox, Will, open_connection
 from .signals import DAY_S, Signal, make_signal
 from .spec import DeviceProfile
 
@@ -41,11 +41,14 @@ class DeviceEmulator:
         connect_gate: bounds how many connections of the process are being opened at once.
         tls: connect to the TLS listener with this context.
         day_s: length of the daily cycle (shorter to watch it in a demo).
+        telemetry_qos: 0 sends each reading once, lost while the broker is away; 1 keeps it
+            (bounded, see Outbox) until the broker acknowledges it, across reconnects.
     """
 
     def __init__(self, profile: DeviceProfile, password: str, broker: BrokerConfig,
                  connect_gate: asyncio.Semaphore, tls: ssl.SSLContext | None = None,
-                 rng: random.Random | None = None, day_s: float = DAY_S) -> None:
+                 rng: random.Random | None = None, day_s: float = DAY_S,
+                 telemetry_qos: int = 0) -> None:
         self.profile = profile
         self.password = password
         self.host = broker.host
@@ -58,8 +61,10 @@ class DeviceEmulator:
         self.motion = (AgvMotion(profile.cells, profile.metrics, profile.period_s, self.rng)
                        if profile.mobile else None)
         self.period_s = profile.period_s
+        self.telemetry_qos = telemetry_qos
+        self.outbox = Outbox()  # QoS 1 telemetry and command acks
         self.seq = 0
-        self.published = 0
+        self.published = 0  # telemetry messages made (sent, or kept for the broker at QoS 1)
         self.fault: Fault | None = None
         self.connection: MqttConnection | None = None
         self.last_values: dict[str, Any] = {}
@@ -111,10 +116,11 @@ class DeviceEmulator:
         connection = MqttConnection(
             client_id=self.profile.id, username=self.profile.mqtt_user, password=self.password,
             keepalive=self.profile.keepalive, clean_session=False, on_message=self._on_message,
-            will=Will(self.profile.status, status_payload("offline")))
+            will=Will(self.profile.status, status_payload("offline")), outbox=self.outbox)
         await open_connection(connection, self.host, self.port, self.tls, gate=self.gate)
         self.connection = connection
         connection.publish(self.profile.status, status_payload("online"), qos=1, retain=True)
+        self.outbox.resume(connection)  # after the birth: the twin expects data after it
         try:
             granted = await connection.subscribe([(self.profile.command, 1)])
         except BaseException:
@@ -160,9 +166,15 @@ class DeviceEmulator:
             self.inject("recover")
         values = self.sample(wall, dt)
         connection = self.connection
-        if connection is not None and connection.is_connected:
-            if not (self.fault and self.fault.kind == "dropout") and not connection.paused:
-                self.publish_telemetry(connection, values)
+        if connection is not None and not connection.is_connected:
+            connection = None
+        if not (self.fault and self.fault.kind == "dropout"):
+            if self.telemetry_qos:
+                if connection is not None or self._powered(now):  # kept while the broker is away
+                    self.publish_telemetry(values)
+            elif connection is not None and not connection.paused:
+                self.publish_telemetry(values)
+        if connection is not None:
             connection.keep_alive(now)
         following = due + self.period_s
         self._schedule(following if following > now else now + self.period_s)
@@ -189,9 +201,17 @@ class DeviceEmulator:
         self.last_values = values
         return values
 
-    def publish_telemetry(self, connection: MqttConnection, values: dict[str, Any]) -> None:
+    def _powered(self, now: float) -> bool:
+        """Running, only cut off from the broker (not offline on purpose, rebooting, stopping)."""
+        return not (self._offline or self._stopping or now < self._rest_until)
+
+    def publish_telemetry(self, values: dict[str, Any]) -> None:
         payload = orjson.dumps({"ts": time.time(), "seq": self.seq, "values": values})
-        connection.publish(self.profile.telemetry, payload)
+        if self.telemetry_qos:
+            self.outbox.publish(self.connection, self.profile.telemetry, payload)
+        else:
+            assert self.connection is not None
+            self.connection.publish(self.profile.telemetry, payload)
         self.seq += 1
         self.published += 1
 
@@ -214,7 +234,7 @@ class DeviceEmulator:
         log.info("%s: command %s -> %s (%s)", self.profile.id, command_id, result, detail)
         if self.connection is not None:
             ack = {"ack": command_id, "result": result, "detail": detail, "ts": time.time()}
-            self.connection.publish(self.profile.status, orjson.dumps(ack), qos=1)
+            self.outbox.publish(self.connection, self.profile.status, orjson.dumps(ack))
 
     def inject(self, kind: str, args: dict[str, Any] | None = None, fault_id: str = "") -> None:
         """Apply a fault now; raises FaultError when it cannot apply to this device."""

@@ -14,6 +14,8 @@ log = logging.getLogger(__name__)
 
 CONNECT, CONNACK, PUBLISH, PUBACK, PUBREC, PUBREL, PUBCOMP = 1, 2, 3, 4, 5, 6, 7
 SUBSCRIBE, SUBACK, PINGREQ, PINGRESP, DISCONNECT = 8, 9, 12, 13, 14
+DUP = 0x08  # first-byte flag of a PUBLISH sent again
+OUTBOX_LIMIT = 100  # QoS 1 messages a client keeps unacknowledged: 100 telemetry periods
 CONNACK_REASONS = {1: "unacceptable protocol version", 2: "client id rejected",
                    3: "server unavailable", 4: "bad user name or password", 5: "not authorised"}
 
@@ -81,6 +83,72 @@ PINGREQ_PACKET = _packet(PINGREQ << 4, b"")
 DISCONNECT_PACKET = _packet(DISCONNECT << 4, b"")
 
 
+class Outbox:
+    """A client's QoS 1 publishes, kept across its connections until the broker acknowledges.
+
+    A message waits in the queue until a connection can take it, then in flight until its
+    PUBACK. After a reconnect what was in flight goes out again with the DUP flag (MQTT 3.1.1,
+    4.4), then the queue, in the order they were made. Past `limit` messages the oldest is
+    dropped and counted: a device's memory is finite and its newest readings matter most.
+    Retained state messages (birth, offline) do not belong here: each connection announces
+    its own, and an old one resent after a new birth would contradict it.
+    """
+
+    __slots__ = ("limit", "inflight", "queued", "acked", "resent", "held", "dropped",
+                 "_packet_id")
+
+    def __init__(self, limit: int = OUTBOX_LIMIT) -> None:
+        self.limit = limit
+        self.inflight: dict[int, bytes] = {}  # packet id -> PUBLISH packet, oldest first
+        self.queued: list[tuple[str, bytes]] = []
+        self.acked = self.resent = self.dropped = 0
+        self.held = 0  # messages that had to wait for a connection
+        self._packet_id = 0
+
+    def __len__(self) -> int:
+        return len(self.inflight) + len(self.queued)
+
+    def next_id(self) -> int:
+        """A packet id no message in flight uses."""
+        while True:
+            self._packet_id = self._packet_id % 65535 + 1
+            if self._packet_id not in self.inflight:
+                return self._packet_id
+
+    def publish(self, connection: MqttConnection | None, topic: str, payload: bytes) -> None:
+        """Send now when `connection` can take it, else keep it for the next one."""
+        if len(self) >= self.limit:
+            if self.queued:
+                del self.queued[0]
+            else:
+                del self.inflight[next(iter(self.inflight))]
+            self.dropped += 1
+        self.queued.append((topic, payload))
+        if connection is not None and connection.is_connected and not connection.paused:
+            self.flush(connection)
+        else:
+            self.held += 1
+
+    def flush(self, connection: MqttConnection) -> None:
+        queued, self.queued = self.queued, []
+        for topic, payload in queued:
+            packet_id = self.next_id()
+            packet = publish_packet(topic, payload, 1, False, packet_id)
+            self.inflight[packet_id] = packet
+            connection._write(packet)
+
+    def resume(self, connection: MqttConnection) -> None:
+        """On a new connection: resend what was never acknowledged, then the queue."""
+        for packet in self.inflight.values():
+            connection._write(bytes((packet[0] | DUP,)) + packet[1:])
+        self.resent += len(self.inflight)
+        self.flush(connection)
+
+    def on_puback(self, packet_id: int) -> None:
+        if self.inflight.pop(packet_id, None) is not None:
+            self.acked += 1
+
+
 class MqttConnection(asyncio.Protocol):
     """One MQTT session: CONNECT on connection_made, then publish/subscribe until lost.
 
@@ -90,15 +158,18 @@ class MqttConnection(asyncio.Protocol):
         keepalive: seconds; the owner calls `keep_alive()` periodically to send PINGREQ when idle.
         will: the last will, published by the broker when the connection drops without DISCONNECT.
         on_message: called with (topic, payload) for every PUBLISH received.
+        outbox: the client's QoS 1 messages that outlive this connection (see Outbox); its
+            PUBACKs are matched here, and packet ids come from it so they never collide.
     """
 
     def __init__(self, client_id: str, username: str | None = None, password: str | None = None,
                  keepalive: int = 30, will: Will | None = None, clean_session: bool = True,
-                 on_message: MessageHandler | None = None) -> None:
+                 on_message: MessageHandler | None = None, outbox: Outbox | None = None) -> None:
         loop = asyncio.get_running_loop()
         self.client_id = client_id
         self.keepalive = keepalive
         self.on_message = on_message
+        self.outbox = outbox
         self.connack: asyncio.Future[bool] = loop.create_future()  # result: session present
         self.closed: asyncio.Future[None] = loop.create_future()
         self.transport: asyncio.Transport | None = None
@@ -181,9 +252,13 @@ class MqttConnection(asyncio.Protocol):
             elif not self.connack.done():
                 self.connack.set_result(bool(body[0] & 1))
         elif kind in (PUBACK, SUBACK, PUBCOMP):
-            future = self._pending.pop(struct.unpack_from("!H", body)[0], None)
-            if future is not None and not future.done():
-                future.set_result(body[2] if kind == SUBACK and len(body) > 2 else 0)
+            packet_id = struct.unpack_from("!H", body)[0]
+            future = self._pending.pop(packet_id, None)
+            if future is not None:
+                if not future.done():
+                    future.set_result(body[2] if kind == SUBACK and len(body) > 2 else 0)
+            elif kind == PUBACK and self.outbox is not None:
+                self.outbox.on_puback(packet_id)
         elif kind == PUBREC:
             self._write(_packet((PUBREL << 4) | 0x02, body[:2]))
         elif kind == PUBREL:
@@ -200,11 +275,16 @@ class MqttConnection(asyncio.Protocol):
             self.last_sent = time.monotonic()
 
     def _next_id(self) -> int:
-        self._packet_id = self._packet_id % 65535 + 1
-        return self._packet_id
+        while True:
+            if self.outbox is not None:
+                packet_id = self.outbox.next_id()
+            else:
+                packet_id = self._packet_id = self._packet_id % 65535 + 1
+            if packet_id not in self._pending:
+                return packet_id
 
     def publish(self, topic: str, payload: bytes, qos: int = 0, retain: bool = False) -> None:
-        """Send a PUBLISH; QoS 1 is fire-and-forget here (see `publish_confirmed`)."""
+        """Send a PUBLISH; QoS 1 is fire-and-forget here (see Outbox and `publish_confirmed`)."""
         self._write(publish_packet(topic, payload, qos, retain, self._next_id() if qos else 0))
 
     async def publish_confirmed(self, topic: str, payload: bytes, retain: bool = False,

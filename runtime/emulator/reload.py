@@ -19,7 +19,7 @@ from ..reconcile import ReconcilePlan, plan_changes
 from .device import DeviceEmulator
 from .mobility import AgvMotion
 from .signals import make_signal
-from .spec import DeviceProfile, read_password, read_runtime, select_devices
+from .spec import DeviceProfile, read_runtime, select_devices
 
 if TYPE_CHECKING:
     from .runner import EmulatorProcess
@@ -57,6 +57,9 @@ def current_profiles(process: EmulatorProcess) -> dict[str, DeviceProfile]:
         return {}  # every device it was started for has left the lab
     profiles = select_devices(process.lab_dir, runtime, wanted, process.options.shard)
     process.broker = runtime.broker
+    process.telemetry_qos = runtime.telemetry_qos
+    for device in process.devices.values():
+        device.telemetry_qos = runtime.telemetry_qos
     return {p.id: p for p in profiles}
 
 
@@ -88,18 +91,14 @@ async def _stop(process: EmulatorProcess, device_id: str) -> None:
             task.cancel()
 
 
-def _start(process: EmulatorProcess, profile: DeviceProfile, gate: asyncio.Semaphore) -> None:
-    password = read_password(process.lab_dir, profile.mqtt_user)
-    device = DeviceEmulator(profile, password, process.broker, gate, process.tls,
-                            day_s=process.options.day_s)
-    process.devices[profile.id] = device
+def _start(process: EmulatorProcess, profile: DeviceProfile) -> None:
+    device = process.new_device(profile)
     process.tasks[profile.id] = asyncio.create_task(device.run(), name=profile.id)
 
 
 async def reload(process: EmulatorProcess) -> ReconcilePlan | None:
     """Bring the process's devices in step with the lab folder; None when it cannot be read."""
-    gate = process.gate
-    if gate is None:
+    if process.gate is None:
         return None  # not running yet: it starts from the lab folder as it is by then
     try:
         current = current_profiles(process)
@@ -116,7 +115,7 @@ async def reload(process: EmulatorProcess) -> ReconcilePlan | None:
             update_profile(process.devices[device_id], current[device_id],
                            process.options.day_s)
     for device_id in (*plan.added, *plan.moved):
-        _start(process, current[device_id], gate)
+        _start(process, current[device_id])
     process.profiles = list(current.values())
     process.inbox.owned = set(current)
     log.info("%s: reloaded: %d added, %d removed, %d moved, %d reconfigured, %d unchanged",

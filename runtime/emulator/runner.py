@@ -19,7 +19,7 @@ from .control import STATUS_DIR, FaultFolderWatcher, FaultInbox, write_atomic
 from .device import DeviceEmulator
 from .faults import FaultError
 from .signals import DAY_S
-from .spec import read_password, read_runtime, select_devices, tls_context
+from .spec import DeviceProfile, read_password, read_runtime, select_devices, tls_context
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +62,7 @@ class EmulatorProcess:
         self.options = options
         runtime = read_runtime(lab_dir)  # not kept: its topology is megabytes on a big lab
         self.broker = runtime.broker
+        self.telemetry_qos = runtime.telemetry_qos
         self.profiles = select_devices(lab_dir, runtime, list(options.device_ids), options.shard)
         self.devices: dict[str, DeviceEmulator] = {}
         self.inbox = FaultInbox(self._apply_fault, {p.id for p in self.profiles})
@@ -84,13 +85,32 @@ class EmulatorProcess:
             return f"error: {exc}"
         return "applied"
 
+    def new_device(self, profile: DeviceProfile) -> DeviceEmulator:
+        """A device of this process, set up like every other (at start and on reload)."""
+        assert self.gate is not None
+        password = read_password(self.lab_dir, profile.mqtt_user)
+        device = DeviceEmulator(profile, password, self.broker, self.gate, self.tls,
+                                day_s=self.options.day_s, telemetry_qos=self.telemetry_qos)
+        self.devices[profile.id] = device
+        return device
+
     def status(self) -> dict[str, Any]:
         devices = self.devices.values()
+        outboxes = [d.outbox for d in devices]
         return {
             "name": self.options.process_name, "pid": os.getpid(), "started": self.started,
             "ts": time.time(), "devices": len(self.devices),
             "connected": sum(d.connected for d in devices),
             "published": sum(d.published for d in devices),
+            # telemetry made per device; with the outbox counters below a test can tell that
+            # every message the broker acknowledged was stored
+            "published_by_device": {d.profile.id: d.published for d in devices},
+            "telemetry_qos": self.telemetry_qos,
+            "outbox": {"unacked": sum(len(o) for o in outboxes),
+                       "acked": sum(o.acked for o in outboxes),
+                       "held": sum(o.held for o in outboxes),
+                       "resent": sum(o.resent for o in outboxes),
+                       "dropped": sum(o.dropped for o in outboxes)},
             "connected_in_s": self.connected_in_s,
             "active_faults": {d.profile.id: d.fault_kind for d in devices if d.fault_kind},
             "faults": self.inbox.results, "lab_sha256": self.lab_sha256,
@@ -107,9 +127,7 @@ class EmulatorProcess:
         self.tls, self.gate = tls, gate
         broker = self.broker
         for profile in self.profiles:
-            password = read_password(self.lab_dir, profile.mqtt_user)
-            self.devices[profile.id] = DeviceEmulator(profile, password, broker, gate, tls,
-                                                      day_s=self.options.day_s)
+            self.new_device(profile)
         log.info("%s: %d devices, broker %s:%s%s", self.options.process_name, len(self.devices),
                  broker.host, broker.tls_port if tls else broker.port, " (TLS)" if tls else "")
         self.tasks = {d.profile.id: asyncio.create_task(d.run(), name=d.profile.id)

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass
 THRESHOLD = "threshold"
 ANOMALY = "anomaly"
 INVALID_DATA = "invalid_data"
+STUCK = "stuck"  # a float reading repeated exactly, see anomaly.FlatLine
 OFFLINE = "offline"
 SEVERITY_RANK = {"info": 0, "warning": 1, "major": 2, "critical": 3}
 

@@ -1,4 +1,4 @@
-"""Anomaly detection per metric: robust z-score against a rolling median and MAD."""
+"""Anomaly detection per metric: robust z-score against a rolling median and MAD, and flat lines."""
 
 from __future__ import annotations
 
@@ -79,3 +79,37 @@ class RobustDetector:
     def describe(self) -> str:
         return (f"{self.name}={self.value:g} is {abs(self.value - self.median) / self.scale:.1f} "
                 f"robust sigmas from the rolling median {self.median:g}")
+
+
+class FlatLine:
+    """Flags a float metric whose value repeats exactly for `after` readings in a row.
+
+    A real analogue reading carries noise; the same float over and over means a frozen sensor
+    or a gateway resending its last value. Ints, bools and strings hold still legitimately
+    and are not judged this way.
+    """
+
+    __slots__ = ("name", "after", "value", "repeats", "active")
+
+    def __init__(self, name: str, after: int) -> None:
+        self.name, self.after = name, after
+        self.value: float | None = None
+        self.repeats = 0  # readings in a row equal to `value`, the first included
+        self.active = False
+
+    def update(self, x: float) -> int:
+        """Feed a reading; return 1 when the flat line starts, -1 when it ends, else 0."""
+        if x == self.value:
+            self.repeats += 1
+            if not self.active and self.repeats >= self.after:
+                self.active = True
+                return 1
+            return 0
+        self.value, self.repeats = x, 1
+        if self.active:
+            self.active = False
+            return -1
+        return 0
+
+    def describe(self) -> str:
+        return f"{self.name}={self.value:g} repeated exactly for {self.repeats} readings (stuck)"

@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING
 from ..labfiles import LabFiles, TwinConfig, load_lab
 from ..reconcile import ReconcilePlan, plan_twins
 from . import alerts as al
-from .anomaly import AnomalyConfig, RobustDetector
+from .anomaly import AnomalyConfig, FlatLine, RobustDetector
 from .health import OFFLINE, Band, bands_for
-from .twin import Twin
+from .twin import Twin, flatlines_for
 from .validator import compile_validator
 
 if TYPE_CHECKING:
@@ -60,7 +60,7 @@ def reconfigure(twin: Twin, cfg: TwinConfig, anomaly: AnomalyConfig, now: float)
             bands.append(previous)
             continue
         value = twin.values.get(band.name)
-        if _numeric(value):
+        if isinstance(value, int | float) and _numeric(value):
             band.value = float(value)
             band.level = band.raw_level(band.value)
         if band.level != (previous.level if previous else 0):
@@ -76,15 +76,28 @@ def reconfigure(twin: Twin, cfg: TwinConfig, anomaly: AnomalyConfig, now: float)
     for name, spec in cfg.metrics.items():
         if not spec.numeric:
             continue
-        previous = old_detectors.get(name)
-        if previous is not None and twin.cfg.metrics.get(name) == spec:
-            detectors.append(previous)
+        detector = old_detectors.get(name)
+        if detector is not None and twin.cfg.metrics.get(name) == spec:
+            detectors.append(detector)
         else:
             detectors.append(RobustDetector(name, spec, anomaly))
+    old_flatlines = {f.name: f for f in twin.flatlines}
+    flatlines: list[FlatLine] = []
+    for flat in flatlines_for(cfg):
+        same = old_flatlines.get(flat.name)
+        if same is not None and same.after == flat.after:
+            flatlines.append(same)
+            del old_flatlines[flat.name]
+        else:  # a new count starts afresh, and raises again if the value still sits still
+            flatlines.append(flat)
+    for name, dropped in old_flatlines.items():
+        if dropped.active:
+            twin._book.resolve(twin.id, name, al.STUCK, "reconfigured", now)
     twin.cfg = cfg
     twin.validate = compile_validator(cfg.telemetry_schema, cfg.id)
     twin.bands = bands
     twin.detectors = detectors
+    twin.flatlines = flatlines
     twin.n_metrics = max(len(cfg.metrics), 1)
     twin.quality.period = cfg.period_s
     twin.quality.late = max(cfg.heartbeat_s - cfg.period_s, cfg.period_s)

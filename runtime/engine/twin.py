@@ -7,7 +7,7 @@ from typing import Any
 
 from ..labfiles import TwinConfig
 from . import alerts as al
-from .anomaly import AnomalyConfig, RobustDetector
+from .anomaly import AnomalyConfig, FlatLine, RobustDetector
 from .health import (
     ERROR,
     INITIALIZING,
@@ -28,8 +28,8 @@ Transition = Callable[["Twin", str, str, str, float], None]  # twin, from, to, r
 class Twin:
     """Everything the engine keeps about one device; mutated only by the engine thread."""
 
-    __slots__ = ("cfg", "id", "validate", "bands", "detectors", "quality", "state", "since",
-                 "reason", "online", "had_data", "error", "maintenance", "invalid_streak",
+    __slots__ = ("cfg", "id", "validate", "bands", "detectors", "flatlines", "quality", "state",
+                 "since", "reason", "online", "had_data", "error", "maintenance", "invalid_streak",
                  "valid_streak", "last_seen", "last_ts", "seq", "values", "messages",
                  "invalid", "last_invalid", "n_metrics", "_book", "_on_transition", "_hyst")
 
@@ -42,6 +42,7 @@ class Twin:
         self.detectors: list[RobustDetector] = [
             RobustDetector(name, spec, anomaly) for name, spec in cfg.metrics.items()
             if spec.numeric]
+        self.flatlines: list[FlatLine] = flatlines_for(cfg)
         self.quality = Quality(cfg.period_s, cfg.heartbeat_s)
         self.n_metrics = max(len(cfg.metrics), 1)
         self.state, self.since, self.reason = OFFLINE, 0.0, "not seen yet"
@@ -77,6 +78,10 @@ class Twin:
         for det in self.detectors:
             if det.update(values[det.name]):
                 self._anomaly_alert(det, now)
+        for flat in self.flatlines:
+            if flat.update(values[flat.name]):
+                changed = True
+                self._stuck_alert(flat, now)
         if self.error:
             self.valid_streak += 1
             if self.valid_streak >= self._hyst.valid_to_recover:
@@ -84,6 +89,8 @@ class Twin:
                 self._book.resolve(self.id, "", al.INVALID_DATA, "valid data again", now)
                 changed = True
         if changed or not self.had_data or not self.online or self.state == OFFLINE:
+            if not self.online:  # silent, not disconnected (a dropout): no birth will come
+                self._book.resolve(self.id, "", al.OFFLINE, "data again", now)
             self.online = self.had_data = True
             self._evaluate(now, self._level_reason())
 
@@ -101,6 +108,7 @@ class Twin:
         self.invalid_streak += 1
         if not self.online:
             self.online = True
+            self._book.resolve(self.id, "", al.OFFLINE, "data again", now)
             self._evaluate(now, "data from a device thought offline")
         if not self.error and self.invalid_streak >= self._hyst.invalid_to_error:
             self.error = True
@@ -142,13 +150,18 @@ class Twin:
         if not self.had_data:
             return INITIALIZING
         level = max((b.level for b in self.bands), default=0)
+        if level == 0 and any(f.active for f in self.flatlines):
+            level = 1  # a stuck reading cannot be trusted: degraded, not critical
         return LEVEL_STATES[level]
 
     def _level_reason(self) -> str:
         worst = max(self.bands, key=lambda b: b.level, default=None)
-        if worst is None or worst.level == 0:
-            return "all metrics inside normal"
-        return worst.describe()
+        if worst is not None and worst.level > 0:
+            return worst.describe()
+        stuck = next((f for f in self.flatlines if f.active), None)
+        if stuck is not None:
+            return stuck.describe()
+        return "all metrics inside normal"
 
     def _evaluate(self, now: float, reason: str) -> None:
         new = self.desired()
@@ -174,6 +187,12 @@ class Twin:
         elif not det.active:
             self._book.resolve(self.id, det.name, al.ANOMALY, "back near the median", now)
 
+    def _stuck_alert(self, flat: FlatLine, now: float) -> None:
+        if flat.active:
+            self._raise(flat.name, al.STUCK, "warning", flat.describe(), now)
+        else:
+            self._book.resolve(self.id, flat.name, al.STUCK, "the value moves again", now)
+
     # -- views --------------------------------------------------------------------------------
 
     @property
@@ -192,3 +211,11 @@ class Twin:
             "invalid": self.invalid, "last_invalid": self.last_invalid,
             "open_alerts": self.open_alerts,
         }
+
+
+def flatlines_for(cfg: TwinConfig) -> list[FlatLine]:
+    """One flat-line detector per float metric, unless the profile turned them off (0)."""
+    if cfg.stuck_after <= 0:
+        return []
+    return [FlatLine(name, cfg.stuck_after) for name, spec in cfg.metrics.items()
+            if spec.type == "float"]

@@ -6,12 +6,14 @@ import math
 import os
 import socket
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..emulator.spec import read_runtime
 from .broker import BrokerAccount, broker_account, broker_argv, stage_broker
+from .states import engine_status
 
 # bench/emulators_bench.py: one process drives 5,000 devices (950 msg/s) on ~10% of a core;
 # more processes shorten the connect storm and use every core
@@ -60,6 +62,26 @@ def default_shards(twins: int) -> int:
     return max(1, min(os.cpu_count() or 1, math.ceil(twins / DEVICES_PER_SHARD)))
 
 
+class EngineReady:
+    """The engine subscribed (its status file says so, written since this start).
+
+    The emulators start after it: a reading the broker acknowledged before the engine's
+    subscription existed would reach nobody.
+    """
+
+    def __init__(self, lab_dir: Path) -> None:
+        self.lab_dir = lab_dir
+        self.since = 0.0
+
+    def prepare(self) -> None:
+        self.since = time.time()
+
+    def __call__(self) -> bool:
+        status = engine_status(self.lab_dir)
+        return bool(status and status.get("mqtt_connected")
+                    and float(status.get("started_at", 0)) >= self.since)
+
+
 def runtime_argv(subcommand: str, lab_dir: Path, *extra: str) -> list[str]:
     return [sys.executable, "-m", "dtnlab.runtime", subcommand, "--lab", str(lab_dir), *extra]
 
@@ -82,7 +104,9 @@ def local_nodes(lab_dir: Path, shards: int | None = None, tls: bool = False) -> 
         prepare=lambda: stage_broker(lab_dir, account),
         ready=lambda: all(port_open(broker.host, p) for p in ports))]
     if "engine" in available:
-        nodes.append(NodeSpec("engine", runtime_argv("engine", lab_dir), lab_dir))
+        ready = EngineReady(lab_dir)
+        nodes.append(NodeSpec("engine", runtime_argv("engine", lab_dir), lab_dir,
+                              prepare=ready.prepare, ready=ready))
     count = shards or default_shards(len(runtime.twins))
     for k in range(count):
         name = f"emulator-{k}"

@@ -23,8 +23,9 @@ from typing import Any
 import requests
 
 from dtnlab.inventory.netbox_seed import seed
+from tests.broker import free_port
 from tests.conftest import REPO
-from tests.runtime.emulator.smalllab import free_port, small_inventory
+from tests.runtime.emulator.smalllab import small_inventory
 from tests.waiting import wait_for
 
 ENV_FILE = Path(os.environ.get("DTN_NETBOX_HOME") or REPO / ".netbox") / "netbox.env"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import threading
@@ -20,7 +19,9 @@ from paho.mqtt.enums import CallbackAPIVersion
 from dtnlab.generators import writer
 from dtnlab.generators.pipeline import render_lab
 from dtnlab.inventory.source import FileSource
+from dtnlab.runtime.emulator.control import STATUS_DIR, applied_faults, request_fault
 from dtnlab.runtime.labfiles import LabFiles, load_lab
+from tests.broker import free_port
 from tests.conftest import DEMO_INVENTORY
 from tests.waiting import wait_for
 
@@ -36,14 +37,8 @@ AGV = "aar-agv-01"  # battery, speed, x, y; moves between the cells of line 3
 GATEWAY = "aar-proc-gw-01"  # messages_forwarded (int)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def small_inventory(period_s: float = 0.2, heartbeat_s: float = 1.5,
-                    lab: str = "mini") -> dict[str, Any]:
+def small_inventory(period_s: float = 0.2, heartbeat_s: float = 1.5, lab: str = "mini",
+                    telemetry_qos: int = 0) -> dict[str, Any]:
     """The demo plant's NetBox-shaped inventory cut down to DEVICES, on free ports.
 
     A config context of the highest weight sets every device's period and heartbeat.
@@ -63,7 +58,8 @@ def small_inventory(period_s: float = 0.2, heartbeat_s: float = 1.5,
         "id": 999, "name": "test periods", "weight": 9000, "is_active": True,
         "data": {"dtnlab": {"period_s": period_s, "heartbeat_s": heartbeat_s}}})
     data["dtnlab"] = {**data["dtnlab"], "lab": lab, "mqtt_port": free_port(),
-                      "mqtts_port": free_port(), "api_port": free_port()}
+                      "mqtts_port": free_port(), "api_port": free_port(),
+                      "telemetry_qos": telemetry_qos}
     return data
 
 
@@ -157,3 +153,23 @@ def lab_processes(lab_dir: Path) -> list[int]:
 
 def lab_files(lab_dir: Path) -> LabFiles:
     return load_lab(lab_dir)
+
+
+def apply_fault(lab_dir: Path, device: str, kind: str, **args: Any) -> None:
+    """A fault through the file channel, once a running emulator reports it applied."""
+    request = request_fault(lab_dir, device, kind, args)
+    wait_for(lambda: applied_faults(lab_dir).get(device, {}).get("id") == request["id"],
+             what=f"the emulator to apply {kind} to {device}")
+
+
+def emulator_totals(lab_dir: Path) -> dict[str, Any]:
+    """The emulator processes' status files added up: telemetry per device and the outboxes."""
+    totals: dict[str, Any] = {"connected": 0, "published_by_device": {}, "unacked": 0,
+                              "acked": 0, "held": 0, "resent": 0, "dropped": 0}
+    for path in (lab_dir / STATUS_DIR).glob("*.json"):
+        status = json.loads(path.read_text())
+        totals["connected"] += status["connected"]
+        totals["published_by_device"].update(status["published_by_device"])
+        for key in ("unacked", "acked", "held", "resent", "dropped"):
+            totals[key] += status["outbox"][key]
+    return totals

@@ -13,8 +13,10 @@ from dtnlab.runtime.emulator.control import FaultInbox
 from dtnlab.runtime.emulator.faults import FaultError, drift_value, make_fault, spike_value
 from dtnlab.runtime.emulator.mobility import AgvMotion, cell_positions
 from dtnlab.runtime.emulator.mqtt import (
+    DUP,
     PUBLISH,
     MqttConnection,
+    Outbox,
     Will,
     connect_packet,
     publish_packet,
@@ -130,6 +132,41 @@ def test_mqtt_framing_survives_packets_split_and_joined_anyhow() -> None:
         return received
 
     assert asyncio.run(scenario()) == [("a/b", b"{}"), ("c", b"x" * 300)]
+
+
+def test_the_outbox_keeps_qos1_messages_until_acked_and_resends_them_after_a_reconnect() -> None:
+    def connected(outbox: Outbox) -> tuple[MqttConnection, FakeTransport]:
+        conn = MqttConnection("dev", "dev", "pw", outbox=outbox)
+        transport = FakeTransport()
+        conn.connection_made(transport)
+        conn.data_received(b"\x20\x02\x00\x00")  # CONNACK, no session kept
+        transport.written.clear()
+        return conn, transport
+
+    def sent(payload: bytes, packet_id: int, dup: bool = False) -> bytes:
+        packet = publish_packet("t", payload, 1, False, packet_id)
+        return bytes((packet[0] | (DUP if dup else 0),)) + packet[1:]
+
+    async def scenario() -> None:
+        outbox = Outbox(limit=3)
+        outbox.publish(None, "t", b"0")  # made before any connection: kept
+        conn, transport = connected(outbox)
+        outbox.resume(conn)
+        outbox.publish(conn, "t", b"1")
+        assert bytes(transport.written) == sent(b"0", 1) + sent(b"1", 2)
+        conn.data_received(b"\x40\x02\x00\x01")  # PUBACK of the first
+        assert (outbox.acked, list(outbox.inflight)) == (1, [2])
+        conn.connection_lost(None)  # the broker went away before acknowledging "1"
+        for payload in (b"2", b"3", b"4"):  # room for 3: "2", the oldest waiting, is dropped
+            outbox.publish(conn, "t", payload)
+        assert (len(outbox), outbox.dropped, outbox.held) == (3, 1, 4)
+        again, transport = connected(outbox)
+        outbox.resume(again)
+        assert bytes(transport.written) == sent(b"1", 2, dup=True) + sent(b"3", 3) + sent(b"4", 4)
+        again.data_received(b"\x40\x02\x00\x02\x40\x02\x00\x03\x40\x02\x00\x04")
+        assert (len(outbox), outbox.acked, outbox.resent) == (0, 4, 1)
+
+    asyncio.run(scenario())
 
 
 def test_connect_packet_carries_the_will_and_credentials() -> None:

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from dtnlab.runtime.engine.alerts import Alert, AlertBook
-from dtnlab.runtime.engine.anomaly import AnomalyConfig, RobustDetector
+from dtnlab.runtime.engine.anomaly import AnomalyConfig, FlatLine, RobustDetector
 from dtnlab.runtime.engine.health import Band, Hysteresis
 from dtnlab.runtime.engine.quality import Quality
 from dtnlab.runtime.engine.twin import Twin
@@ -17,7 +17,8 @@ TEMP = MetricSpec(type="float", min=-50, max=150, normal=(15, 30), warning=(10, 
 
 
 def make_twin(**overrides: Any) -> tuple[Twin, list[tuple[str, str, str]], list[tuple[str, str]]]:
-    metrics = {"temperature": TEMP, "running": MetricSpec(type="bool")}
+    metrics = {"temperature": TEMP, "running": MetricSpec(type="bool"),
+               "count": MetricSpec(type="int", min=0, max=10**6)}
     cfg = TwinConfig.model_validate({
         "id": "dev-1", "uns_path": "ent/site/area/line/cell/dev-1",
         "hierarchy": {"site": "site", "area": "area", "line": "line", "cell": "cell"},
@@ -41,7 +42,8 @@ def feed(twin: Twin, temps: list[float], start: float = 1000.0) -> float:
     now = start
     for t in temps:
         now += 1.0
-        twin.on_telemetry({"ts": now, "values": {"temperature": t, "running": True}}, now)
+        twin.on_telemetry({"ts": now, "values": {"temperature": t, "running": True,
+                                                 "count": 7}}, now)
     return now
 
 
@@ -90,7 +92,13 @@ def test_lifecycle_from_birth_to_critical_and_back() -> None:
     twin.on_status(True, now + 4)
     assert twin.state == "initializing"  # until fresh valid data
     assert events[-1] == ("offline::warning", "resolved")
-    twin.on_status(False, now + 5)
+    now = feed(twin, [20], start=now + 4)
+    twin.check_heartbeat(now + 3.5)  # silent but still connected: no birth when it speaks
+    assert events[-1] == ("offline::warning", "raised")
+    now = feed(twin, [20], start=now + 4)
+    assert twin.state == "healthy"
+    assert events[-1] == ("offline::warning", "resolved")
+    twin.on_status(False, now + 1)
     assert twin.state == "offline"
     assert "last will" in moves[-1][2]
 
@@ -137,6 +145,42 @@ def test_anomaly_alert_through_the_twin() -> None:
     twin, _, events = make_twin()
     feed(twin, [20.0 + 0.1 * (i % 3) for i in range(30)] + [29.9])
     assert ("anomaly:temperature:warning", "raised") in events
+
+
+def test_flat_line_needs_its_count_of_exact_repeats_and_ends_when_the_value_moves() -> None:
+    flat = FlatLine("t", 4)
+    assert [flat.update(x) for x in (20.0, 20.0, 20.0, 20.5, 20.5, 20.5)] == [0] * 6
+    assert [flat.update(20.5), flat.update(20.5), flat.update(20.501)] == [1, 0, -1]
+    assert not flat.active
+
+
+def test_a_stuck_float_makes_the_twin_degraded_until_it_moves() -> None:
+    twin, moves, events = make_twin(stuck_after=5)
+    # the bool and the int repeat all along (the int never changes): only the float is judged
+    now = feed(twin, [20.0, 20.1, 20.0, 20.1])
+    assert twin.state == "healthy"
+    now = feed(twin, [21.0] * 4, start=now)
+    assert twin.state == "healthy"  # four identical readings: not yet
+    now = feed(twin, [21.0], start=now)
+    assert twin.state == "degraded"
+    assert "stuck" in moves[-1][2]
+    assert events == [("stuck:temperature:warning", "raised")]
+    assert twin.snapshot()["open_alerts"] == 1
+    feed(twin, [21.2], start=now)
+    assert twin.state == "healthy"
+    assert events[-1] == ("stuck:temperature:warning", "resolved")
+    assert states(moves) == ["healthy", "degraded", "healthy"]
+
+
+def test_a_stuck_value_beyond_warning_stays_critical_and_zero_turns_the_check_off() -> None:
+    twin, moves, events = make_twin(stuck_after=3)
+    feed(twin, [40.0] * 4)
+    assert twin.state == "critical"  # the band's level wins over the stuck degradation
+    assert {e for e, _ in events} == {"threshold:temperature:critical", "stuck:temperature:warning"}
+    quiet, _, quiet_events = make_twin(stuck_after=0)
+    feed(quiet, [21.0] * 50)
+    assert quiet.state == "healthy"
+    assert quiet_events == []
 
 
 def test_quality_components() -> None:
