@@ -15,7 +15,10 @@ from dtnlab.inventory.names import slugify
 from dtnlab.inventory.netbox_client import NetBoxError
 from dtnlab.inventory.netbox_hooks import ChangeLog, WatchScope, change_relevant, changed_type
 from dtnlab.inventory.source import FileSource, lab_settings, read_inventory_file
+from dtnlab.regen_commit import staged_secrets
+from dtnlab.regen_source import record_source as record_regen_source
 from dtnlab.runtime.labfiles import read_json
+from dtnlab.runtime.regen_record import STATUS_FILE
 
 from .common import add_inventory_options, lab_dir, load_lab
 from .netbox import netbox_source
@@ -81,12 +84,17 @@ def report(result: regen.RegenResult) -> None:
         for problem in result.problems:
             print(f"  {problem}", file=sys.stderr)
         if result.folder is not None:
-            print(f"  (recorded in {result.folder / regen.STATUS_FILE})", file=sys.stderr)
+            print(f"  (recorded in {result.folder / STATUS_FILE})", file=sys.stderr)
         return
     pv = result.preview
     assert pv is not None
     if not pv.changed:
-        print(f"{pv.folder}: up to date, nothing to do")
+        if not result.signalled:
+            print(f"{pv.folder}: up to date, nothing to do")
+            return
+        # the files were written before, but the running lab could not be told then
+        print(f"{pv.folder}: files up to date; the running lab is told again")
+        print("signalled: " + " ".join(result.signalled))
         return
     files = pv.files
     print(f"{pv.folder}: {len(files.created)} created, {len(files.changed)} changed, "
@@ -107,7 +115,7 @@ def report(result: regen.RegenResult) -> None:
 def cmd_regen(args: argparse.Namespace) -> int:
     result = run_regen(args, args.trigger, apply=not args.no_apply)
     if args.json:
-        doc = read_json(result.folder / regen.STATUS_FILE) if result.folder else None
+        doc = read_json(result.folder / STATUS_FILE) if result.folder else None
         print(json.dumps(doc or result.status_doc(), indent=1, sort_keys=True))
     else:
         report(result)
@@ -222,12 +230,12 @@ def record_source(args: argparse.Namespace, lab: Lab, folder: Path) -> None:
     selection = {"sites": list(getattr(args, "site", None) or []) if netbox else [],
                  "tenant": getattr(args, "tenant", None) if netbox else None,
                  "tags": list(getattr(args, "tag", None) or []) if netbox else []}
-    regen.record_source(folder, source_argv(args, lab), selection, lab, netbox)
+    record_regen_source(folder, source_argv(args, lab), selection, lab, netbox)
 
 
 def status_lines(folder: Path) -> list[str]:
     """What `dtnlab status` shows of the last regen (run/regen.json); nothing before the first."""
-    doc = read_json(folder / regen.STATUS_FILE)
+    doc = read_json(folder / STATUS_FILE)
     if doc is None:
         return []
     when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(doc.get("ts", 0))))
@@ -307,7 +315,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
     """
     lab = load_lab(args)
     folder = lab_dir(args, lab)
-    with regen.staged_secrets(folder) as stage:
+    with staged_secrets(folder) as stage:
         pv = regen.preview(lab, folder, stage)
         sys.stdout.write(regen.unified_diff(pv))
     lines = pv.plan.lines()
