@@ -14,6 +14,7 @@ from . import (
     hierarchy,
     maintenance,
     metrics,
+    regen,
     topology,
     twins,
     ws,
@@ -21,5 +22,5 @@ from . import (
 
 ROUTERS: list[APIRouter] = [health.router, auth.router, twins.router, commands.router,
                             maintenance.router, alerts.router, hierarchy.router,
-                            topology.router, metrics.router, audit.router, ws.router,
-                            dashboard.router]
+                            topology.router, metrics.router, audit.router, regen.router,
+                            ws.router, dashboard.router]
