@@ -15,6 +15,7 @@ from dtnlab.inventory.names import slugify
 from dtnlab.inventory.netbox_client import NetBoxError
 from dtnlab.inventory.netbox_hooks import ChangeLog, WatchScope, change_relevant, changed_type
 from dtnlab.inventory.source import FileSource, lab_settings, read_inventory_file
+from dtnlab.regen_clab import clab_commands, runs_on_clab
 from dtnlab.regen_commit import staged_secrets
 from dtnlab.regen_source import record_source as record_regen_source
 from dtnlab.runtime.labfiles import read_json
@@ -108,6 +109,15 @@ def report(result: regen.RegenResult) -> None:
             print(f"  {line}")
     if result.signalled:
         print("signalled: " + " ".join(result.signalled))
+    elif runs_on_clab(pv.folder):
+        commands = clab_commands(pv)
+        if not commands:
+            print("the lab runs under containerlab: its nodes need nothing")
+            return
+        print("the lab runs under containerlab: apply the change with (containerlab 0.78 or "
+              "later; on 0.77 use `apply` instead of `deploy`)")
+        for command in commands:
+            print(f"  {command}")
     elif not result.running:
         print("the lab is not running: files only")
 

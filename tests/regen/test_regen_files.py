@@ -13,6 +13,7 @@ from dtnlab import regen_commit
 from dtnlab.cli import main
 from dtnlab.inventory.source import FileSource
 from tests.regen.regenlab import (
+    MOVED,
     add_sensor,
     collide,
     device,
@@ -221,3 +222,28 @@ def test_a_lab_left_untold_is_told_by_the_next_regen(
     assert status(lab_dir)["apply_pending"] is False
     assert regen(path, lab_dir.parent) == 0  # in step and told: nothing more
     assert len(calls) == 2
+
+
+def test_a_lab_on_containerlab_gets_the_commands_that_apply_the_regen(
+        lab: tuple[Path, dict[str, object], Path], capsys: pytest.CaptureFixture[str]) -> None:
+    """No local process to signal: regen prints the containerlab commands, in order."""
+    path, data, lab_dir = lab
+    (lab_dir / "run" / "provider.json").write_text(json.dumps({"provider": "clab"}))
+    write(path, edited(data, lambda d: (move_sensor(d), add_sensor(d))))  # type: ignore[arg-type, func-returns-value]
+    capsys.readouterr()
+    assert regen(path, lab_dir.parent) == 0
+    out = capsys.readouterr().out.splitlines()
+    topology = lab_dir.resolve() / "topology.clab.yml"
+    start = out.index("the lab runs under containerlab: apply the change with (containerlab "
+                      "0.78 or later; on 0.77 use `apply` instead of `deploy`)")
+    assert out[start + 1:] == [
+        f"  containerlab restart -t {topology} --node broker,{MOVED}",
+        f"  containerlab deploy -t {topology}",
+        "  docker kill -s HUP clab-rg-twin-engine clab-rg-api"]
+    assert "the lab is not running" not in "\n".join(out)
+    write(path, edited(data, lambda d: (move_sensor(d), add_sensor(d),  # type: ignore[arg-type, func-returns-value]
+                                        device(d, "AAR-L1-C1-PLC-01").update(serial="SN-NEW"))))
+    assert regen(path, lab_dir.parent) == 0  # the ansible inventory only: nothing to run
+    out = capsys.readouterr().out.splitlines()
+    assert "  ~ ansible/inventory.yml" in out
+    assert out[-1] == "the lab runs under containerlab: its nodes need nothing"
