@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -160,9 +162,18 @@ def _load_state(folder: Path | None) -> int | None:
     return int(doc["last_id"]) if doc and "last_id" in doc else None
 
 
+def _stop_on_signals() -> threading.Event:
+    """SIGTERM and SIGINT stop the watch between polls: a regen under way is never cut short."""
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    return stop
+
+
 def cmd_watch(args: argparse.Namespace) -> int:
     if getattr(args, "source_factory", None) is None:
         raise NetBoxError("watch reads NetBox's change log: pass --netbox (or DTN_SOURCE=netbox)")
+    stop = threading.Event() if args.once else _stop_on_signals()
     changes = ChangeLog(netbox_source(args).client)
     folder = fallback_folder(args)
     saved = _load_state(folder)
@@ -176,15 +187,14 @@ def cmd_watch(args: argparse.Namespace) -> int:
         last_id, lab = saved, load_lab(args)
     scope = _scope(changes, args, lab)
     print(f"watching NetBox's change log from entry {last_id} every {args.interval:g}s",
-          file=sys.stderr)
-    while True:
+          file=sys.stderr, flush=True)
+    while not stop.is_set():
         batch = changes.since(last_id)
         relevant = [c for c in batch if change_relevant(c, scope)]
         if batch:
             last_id = max(int(c["id"]) for c in batch)
-        while relevant and not args.once:  # let the burst of edits end first
-            time.sleep(args.debounce)
-            more = changes.since(last_id)
+        while relevant and not args.once and not stop.wait(args.debounce):
+            more = changes.since(last_id)  # let the burst of edits end first
             if not more:
                 break
             last_id = max(int(c["id"]) for c in more)
@@ -192,9 +202,10 @@ def cmd_watch(args: argparse.Namespace) -> int:
         if relevant:
             kinds = sorted({changed_type(c) for c in relevant})
             print(f"{len(relevant)} relevant change(s) ({', '.join(kinds)}): regen",
-                  file=sys.stderr)
+                  file=sys.stderr, flush=True)
             result = run_regen(args, "watch")
             report(result)
+            sys.stdout.flush()
             folder = result.folder or folder
             if result.ok and result.preview is not None:
                 scope = _scope(changes, args, result.preview.lab)
@@ -202,7 +213,9 @@ def cmd_watch(args: argparse.Namespace) -> int:
             _save_state(folder, last_id)
         if args.once:
             return 0
-        time.sleep(args.interval)
+        stop.wait(args.interval)
+    print(f"watch stopped at change log entry {last_id}", file=sys.stderr)
+    return 0
 
 
 # -- recorded at `up` ------------------------------------------------------------------------

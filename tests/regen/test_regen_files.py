@@ -224,6 +224,45 @@ def test_a_lab_left_untold_is_told_by_the_next_regen(
     assert len(calls) == 2
 
 
+BROKER_RELOAD = "* broker: reload ACL and passwords (SIGHUP, other clients stay)"
+
+
+@pytest.mark.parametrize(("change", "untouched", "expected"), [
+    pytest.param(move_sensor, 8, [f"> twin {MOVED} moved (hierarchy, topics, uns_path)",
+                                  BROKER_RELOAD], id="moved"),
+    pytest.param(add_sensor, 9, ["+ twin aar-l1-c1-tt-02 (new device: credentials, ACL, twin, "
+                                 "emulator)", BROKER_RELOAD], id="added"),
+    pytest.param(lambda d: remove_device(d, "AAR-L1-C1-VT-01"), 8,
+                 ["- twin aar-l1-c1-vt-01 (twin and emulator stop, credentials and ACL go)",
+                  BROKER_RELOAD], id="removed"),
+    pytest.param(lambda d: set_threshold(d, [18, 25]), 7,
+                 [f"~ twin {MOVED} reconfigured (metrics)",
+                  "~ twin aar-l3-c1-tt-01 reconfigured (metrics)"], id="reconfigured"),
+])
+def test_diff_shows_what_each_running_object_would_go_through(
+        lab: tuple[Path, dict[str, object], Path], capsys: pytest.CaptureFixture[str],
+        change: Any, untouched: int, expected: list[str]) -> None:
+    path, data, lab_dir = lab
+    write(path, edited(data, change))  # type: ignore[arg-type]
+    before = snapshot(lab_dir)
+    capsys.readouterr()
+    assert main(["diff", "--inventory", str(path), "--labs-dir", str(lab_dir.parent)]) == 1
+    out = capsys.readouterr().out
+    files, _, running = out.partition("# running lab, if regenerated now")
+    assert "--- a/manifest.json" in files  # the per-file diff comes first
+    assert running.splitlines() == [f" ({untouched} twins untouched):",
+                                    *(f"#   {line}" for line in expected)]
+    assert snapshot(lab_dir) == before  # a diff writes nothing, not even secrets
+
+
+def test_diff_of_an_unchanged_lab_says_nothing(
+        lab: tuple[Path, dict[str, object], Path], capsys: pytest.CaptureFixture[str]) -> None:
+    path, _, lab_dir = lab
+    capsys.readouterr()
+    assert main(["diff", "--inventory", str(path), "--labs-dir", str(lab_dir.parent)]) == 0
+    assert capsys.readouterr().out == ""
+
+
 def test_a_lab_on_containerlab_gets_the_commands_that_apply_the_regen(
         lab: tuple[Path, dict[str, object], Path], capsys: pytest.CaptureFixture[str]) -> None:
     """No local process to signal: regen prints the containerlab commands, in order."""
