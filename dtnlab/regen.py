@@ -1,45 +1,37 @@
-"""Regenerate a lab and apply it: load, render, plan, write, signal; all or none."""
+"""Regenerate a lab and apply it: load, render, plan, write, signal; all or none.
+
+Every attempt ends in run/regen.json, ok or not: a failure at any stage (the inventory does not
+validate, a generator or topology check refuses the lab, a write fails) leaves the lab folder
+and the running lab as they were, and says why there, in `dtnlab status` and in GET /regen.
+"""
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import json
 import logging
-import os
-import shutil
-import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
 from dtnlab.generators import writer
 from dtnlab.generators.pipeline import SECRETS_DIR, Rendered, paused_gc, render_lab
-from dtnlab.generators.secret_files import write_file
-from dtnlab.inventory.errors import InventoryError, Problem
-from dtnlab.inventory.model import Lab, Settings
+from dtnlab.inventory.errors import InventoryError
+from dtnlab.inventory.model import Lab
 from dtnlab.inventory.netbox_client import NetBoxError
-from dtnlab.runtime.labfiles import RUNTIME_FILE, TWINS_DIR, TwinConfig, read_json
+from dtnlab.runtime.labfiles import RUN_DIR, RUNTIME_FILE, TWINS_DIR, TwinConfig, read_json
 from dtnlab.runtime.providers.reload import reload_running_lab, running_nodes
 from dtnlab.runtime.reconcile import BROKER_FILES, ReconcilePlan, plan_twins
+from dtnlab.runtime.regen_record import last_attempt, record_attempt
+
+from .regen_commit import commit, regen_lock, staged_secrets
+from .regen_source import record_devices
 
 log = logging.getLogger(__name__)
 
-RUN_DIR = Path("run")
-STATUS_FILE = RUN_DIR / "regen.json"  # the last attempt: read by `dtnlab status` and the API
-SOURCE_FILE = RUN_DIR / "regen-source.json"  # how to regenerate: written by `up`, kept by regen
-LOCK_FILE = RUN_DIR / "regen.lock"
-STAGE_DIR = RUN_DIR / ".regen-stage"
-TMP_SUFFIX = ".regen-tmp"
-HISTORY = 20  # attempts kept in run/regen.json
 # Files whose change the running processes must hear about (broker files are handled apart).
 RUNTIME_INPUTS = (RUNTIME_FILE,)
-# Settings the command line may override: none of them changes how the inventory is read.
-OVERRIDABLE = ("mqtt_port", "mqtts_port", "api_port", "enterprise", "enterprise_name")
 
 
 @dataclass
@@ -79,15 +71,14 @@ class RegenResult:
     running: bool = False
     seconds: dict[str, float] = field(default_factory=dict)
     exit_code: int = 0  # the CLI's: 2 for an inventory that does not validate, 3 for NetBox
+    apply_pending: bool = False  # the files are written but the running lab was not told
 
-    def status_doc(self, previous: dict[str, Any] | None = None) -> dict[str, Any]:
-        now = time.time()
+    def status_doc(self) -> dict[str, Any]:
         doc: dict[str, Any] = {
-            "ts": now, "ok": self.ok, "trigger": self.trigger, "lab": self.lab,
+            "ts": time.time(), "ok": self.ok, "trigger": self.trigger, "lab": self.lab,
             "error": self.error, "problems": self.problems, "running": self.running,
-            "signalled": self.signalled,
+            "signalled": self.signalled, "apply_pending": self.apply_pending,
             "seconds": {k: round(v, 4) for k, v in self.seconds.items()},
-            "last_success": now if self.ok else (previous or {}).get("last_success"),
         }
         if self.preview is not None:
             files = self.preview.files
@@ -98,7 +89,19 @@ class RegenResult:
         return doc
 
 
-# -- reading what is on disk ---------------------------------------------------------------------
+def _failed(lab: Lab | None, folder: Path | None, trigger: str, error: str,
+            problems: list[str] | None = None, exit_code: int = 1) -> RegenResult:
+    return RegenResult(False, lab.name if lab else None, folder, trigger, error=error,
+                       problems=problems or [], exit_code=exit_code)
+
+
+def _refused(exc: InventoryError, lab: Lab | None, folder: Path | None, trigger: str,
+             what: str) -> RegenResult:
+    return _failed(lab, folder, trigger, f"{exc.source}: {what}", [str(p) for p in exc.problems],
+                   exc.exit_code)
+
+
+# -- the preview: what a regen would change ------------------------------------------------------
 
 def _twin_texts_on_disk(folder: Path) -> dict[str, str]:
     """Twin id -> the text of twins/<id>.json, for the twins runtime.json lists."""
@@ -126,74 +129,13 @@ def twin_plan(old: dict[str, str], new: dict[str, str], broker_reload: bool) -> 
                          tuple(sorted({*plan.unchanged, *same})), broker_reload, plan.details)
 
 
-# -- staged secrets: rendering must not change the lab's secrets before the regen commits ----------
-
-def _link_tree(src: Path, dst: Path) -> None:
-    """Hard-link every file of `src` into `dst`: thousands of device passwords in milliseconds.
-
-    Safe because ensure_secrets replaces files atomically (a new inode) or creates new ones; it
-    rewrites a device password in place only when the stored one is empty, which it never is.
-    """
-    for folder, _, names in os.walk(src):
-        target = dst / Path(folder).relative_to(src)
-        target.mkdir(parents=True, exist_ok=True, mode=0o700)
-        for name in names:
-            os.link(Path(folder) / name, target / name)
-
-
-@contextlib.contextmanager
-def staged_secrets(folder: Path) -> Iterator[Path]:
-    """A private view of the lab's secrets to render against; removed afterwards.
-
-    Inside the lab folder when it has secrets (hard links need the same file system), else in
-    a temporary folder, so previewing a lab that does not exist yet creates nothing.
-    """
-    if not (folder / SECRETS_DIR).exists():
-        with tempfile.TemporaryDirectory(prefix="dtnlab-regen-") as tmp:
-            yield Path(tmp)
-        return
-    stage = folder / STAGE_DIR / str(os.getpid())
-    shutil.rmtree(stage, ignore_errors=True)
-    stage.mkdir(parents=True, mode=0o700)
-    _link_tree(folder / SECRETS_DIR, stage / SECRETS_DIR)
-    try:
-        yield stage
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
-        with contextlib.suppress(OSError):
-            (folder / STAGE_DIR).rmdir()
-
-
-def _tree(root: Path) -> dict[str, Path]:
-    if not root.exists():
-        return {}
-    return {str(p.relative_to(root)): p for p in root.rglob("*") if p.is_file()}
-
-
-def sync_secrets(staged: Path, target: Path) -> list[str]:
-    """Make `target` hold what `staged` holds (file content and mode); return what changed."""
-    wanted, present = _tree(staged), _tree(target)
-    changed = []
-    for rel, src in sorted(wanted.items()):
-        dst = target / rel
-        if rel in present and src.samefile(dst):
-            continue  # still the lab's own file, hard-linked into the stage
-        data = src.read_bytes()
-        if rel in present and dst.read_bytes() == data:
-            continue
-        dst.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        write_file(dst, data.decode(), src.stat().st_mode & 0o777)
-        changed.append(rel)
-    for rel in sorted(set(present) - set(wanted)):
-        present[rel].unlink()
-        changed.append(rel)
-    return changed
-
-
-# -- the preview and the commit -------------------------------------------------------------------
-
 def preview(lab: Lab, folder: Path, stage: Path) -> Preview:
-    """Render `lab` against the staged secrets and compare with what the lab folder holds."""
+    """Render `lab` against the staged secrets and compare with what the lab folder holds.
+
+    Raises:
+        InventoryError: a generator's checks refuse the lab (a topology that cannot be built).
+        ValueError, KeyError: a generator cannot render the model.
+    """
     rendered = render_lab(lab, stage)
     files = writer.plan(folder, rendered.files, rendered.inventory_digest)
     touched = set(files.created) | set(files.changed) | set(files.removed)
@@ -207,91 +149,11 @@ def unified_diff(pv: Preview) -> str:
     return writer.unified_diff(pv.folder, pv.rendered.files, pv.rendered.inventory_digest)
 
 
-def commit_files(folder: Path, files: dict[str, str], inventory_digest: str) -> writer.WriteResult:
-    """Write the lab's files in two phases: every new file beside its target first, then renames.
-
-    A failure while writing (disk full) removes the temporaries and leaves the lab as it was;
-    renames cannot run out of space, so once they start the lab is moved in one sweep.
-    """
-    wanted = writer.with_manifest(files, inventory_digest)
-    result = writer.plan_files(folder, wanted)
-    # The manifest goes last, so a crash part-way is seen as a stale lab and regenerated.
-    order = [p for p in result.created + result.changed if p != writer.MANIFEST]
-    order += [p for p in (writer.MANIFEST,) if p in result.created + result.changed]
-    temps: list[tuple[Path, Path]] = []
-    try:
-        for rel in order:
-            target = folder / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_name(f".{target.name}{TMP_SUFFIX}")
-            tmp.write_text(wanted[rel])
-            temps.append((tmp, target))
-    except OSError:
-        for tmp, _ in temps:
-            tmp.unlink(missing_ok=True)
-        raise
-    for tmp, target in temps:
-        tmp.replace(target)
-    for rel in result.removed:
-        (folder / rel).unlink(missing_ok=True)
-    return result
-
-
-@contextlib.contextmanager
-def regen_lock(folder: Path) -> Iterator[None]:
-    """One regen of a lab at a time (a webhook's and a person's may meet)."""
-    path = folder / LOCK_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
+# -- the regen ------------------------------------------------------------------------------------
 
 def write_status(folder: Path, result: RegenResult) -> None:
     """run/regen.json: the last attempt in full, and a short history of the ones before."""
-    path = folder / STATUS_FILE
-    previous = read_json(path)
-    doc = result.status_doc(previous)
-    twins = (doc.get("changes") or {}).get("twins") or {}
-    entry = {"ts": doc["ts"], "ok": doc["ok"], "trigger": doc["trigger"],
-             "error": doc["error"], "signalled": doc["signalled"],
-             **{k: twins.get(k, []) for k in ("added", "removed", "moved", "reconfigured")}}
-    doc["history"] = [*((previous or {}).get("history") or []), entry][-HISTORY:]
-    write_file(path, json.dumps(doc, indent=1, sort_keys=True) + "\n", 0o644)
-
-
-def record_devices(folder: Path, lab: Lab) -> None:
-    """Keep run/regen-source.json's device list current: the webhook filter reads it."""
-    path = folder / SOURCE_FILE
-    doc = read_json(path)
-    if doc is None:
-        return
-    devices = {str(d.netbox_id): d.id for d in lab.devices if d.netbox_id is not None}
-    if doc.get("devices") != devices or doc.get("device_names") != sorted(
-            d.name for d in lab.devices):
-        doc["devices"] = devices
-        doc["device_names"] = sorted(d.name for d in lab.devices)
-        write_file(path, json.dumps(doc, indent=1, sort_keys=True) + "\n", 0o644)
-
-
-def record_source(folder: Path, argv: list[str], selection: dict[str, Any], lab: Lab,
-                  netbox: bool) -> None:
-    """Record at `up` how this lab regenerates (the runtime re-runs `dtnlab regen ARGV`).
-
-    Args:
-        folder: the lab folder.
-        argv: inventory arguments of `dtnlab regen`, with absolute paths and `--lab`.
-        selection: {"sites": [...], "tenant": ..., "tags": [...]}: what the webhook filter keeps.
-        lab: the lab as generated now (its devices' NetBox ids).
-        netbox: whether the lab is read from NetBox.
-    """
-    doc = {"argv": argv, "cwd": str(Path.cwd()), "selection": selection, "netbox": netbox,
-           "lab": lab.name, "devices": {}, "device_names": [], "ts": time.time()}
-    write_file(folder / SOURCE_FILE, json.dumps(doc, indent=1, sort_keys=True) + "\n", 0o644)
-    record_devices(folder, lab)
+    record_attempt(folder, result.status_doc())
 
 
 @paused_gc()
@@ -308,25 +170,31 @@ def regenerate(load: Callable[[], Lab], folder_of: Callable[[Lab], Path],
         apply: signal the running lab (False: write the files only).
 
     Returns:
-        The result; on failure nothing in the lab folder but run/regen.json has changed.
+        The result, recorded in run/regen.json of a generated lab whatever the outcome; on
+        failure nothing in the lab folder but run/regen.json has changed.
     """
     start = time.perf_counter()
     seconds: dict[str, float] = {}
+    lab: Lab | None = None
+    folder = fallback_folder
     try:
         lab = load()
-    except InventoryError as exc:
-        result = RegenResult(False, None, fallback_folder, trigger,
-                             error=f"{exc.source}: the inventory does not validate",
-                             problems=[str(p) for p in exc.problems], exit_code=exc.exit_code)
-    except NetBoxError as exc:
-        result = RegenResult(False, None, fallback_folder, trigger, error=str(exc),
-                             exit_code=exc.exit_code)
-    else:
         seconds["load"] = time.perf_counter() - start
-        result = _apply(lab, folder_of(lab), trigger, apply, seconds)
+        folder = folder_of(lab)
+        result = _apply(lab, folder, trigger, apply, seconds)
+    except InventoryError as exc:
+        result = _refused(exc, lab, folder, trigger, "the inventory does not validate")
+    except NetBoxError as exc:
+        result = _failed(None, folder, trigger, str(exc), exit_code=exc.exit_code)
+    except Exception as exc:  # noqa: BLE001 - whatever it was, it is recorded, not lost
+        log.exception("regen of %s failed", folder)
+        result = _failed(lab, folder, trigger, f"regen failed: {type(exc).__name__}: {exc}")
     result.seconds = {**seconds, **result.seconds, "total": time.perf_counter() - start}
     if result.folder is not None and (result.folder / RUNTIME_FILE).exists():
         result.running = result.running or bool(running_nodes(result.folder))
+        if not result.ok:  # a failure changes nothing: a lab still untold stays untold
+            result.apply_pending = result.apply_pending or bool(
+                (last_attempt(result.folder) or {}).get("apply_pending"))
         write_status(result.folder, result)
     return result
 
@@ -335,30 +203,57 @@ def _apply(lab: Lab, folder: Path, trigger: str, apply: bool,
            seconds: dict[str, float]) -> RegenResult:
     folder.mkdir(parents=True, exist_ok=True)
     with regen_lock(folder), staged_secrets(folder) as stage:
+        pending = bool((last_attempt(folder) or {}).get("apply_pending"))
         mark = time.perf_counter()
         try:
             pv = preview(lab, folder, stage)
+        except InventoryError as exc:  # a topology check: the lab loads but cannot be built
+            return _refused(exc, lab, folder, trigger, "the regenerated lab fails its checks")
         except (ValueError, KeyError) as exc:  # a generator refused the model
-            return RegenResult(False, lab.name, folder, trigger, error=f"render failed: {exc}",
-                               exit_code=1)
+            return _failed(lab, folder, trigger, f"render failed: {exc}")
         seconds["render"] = time.perf_counter() - mark
-        result = RegenResult(True, lab.name, folder, trigger, preview=pv)
-        if not pv.changed:
+        result = RegenResult(True, lab.name, folder, trigger, preview=pv, apply_pending=pending)
+        if not pv.changed and not (apply and pending):
             return result  # nothing changed: no file, no secret, no process is touched
         mark = time.perf_counter()
-        sync_secrets(stage / SECRETS_DIR, folder / SECRETS_DIR)
-        commit_files(folder, pv.rendered.files, pv.rendered.inventory_digest)
-        record_devices(folder, lab)
+        try:
+            commit(folder, pv.rendered.files, pv.rendered.inventory_digest, stage / SECRETS_DIR)
+        except OSError as exc:
+            return _failed(lab, folder, trigger, f"writing {folder} failed, nothing was "
+                           f"changed: {exc}")
+        try:
+            record_devices(folder, lab)
+        except OSError as exc:  # only narrows the webhook filter; the next regen retries
+            log.warning("could not update %s's device list: %s", folder, exc)
         seconds["write"] = time.perf_counter() - mark
     if apply:
-        mark = time.perf_counter()
-        result.signalled = reload_running_lab(
-            folder, broker=pv.plan.broker_reload,
-            processes=bool(pv.plan.touched) or pv.runtime_changed)
-        result.running = bool(running_nodes(folder))
-        seconds["signal"] = time.perf_counter() - mark
+        _signal(result, pv, everything=pending)
     return result
 
+
+def _signal(result: RegenResult, pv: Preview, everything: bool) -> None:
+    """Tell the running lab; a failure is recorded and retried by the next regen.
+
+    Args:
+        result: updated with what was signalled, or the failure.
+        pv: the preview that was committed.
+        everything: the last attempt could not tell the running lab: tell every node now.
+    """
+    mark = time.perf_counter()
+    try:
+        result.signalled = reload_running_lab(
+            pv.folder, broker=pv.plan.broker_reload or everything,
+            processes=bool(pv.plan.touched) or pv.runtime_changed or everything)
+        result.apply_pending = False
+    except OSError as exc:
+        result.ok, result.exit_code, result.apply_pending = False, 1, True
+        result.error = (f"the files are written, but telling the running lab failed: {exc}; "
+                        "the next `dtnlab regen` tells it again")
+    result.running = bool(running_nodes(pv.folder))
+    result.seconds["signal"] = time.perf_counter() - mark
+
+
+# -- did the running lab apply it? ---------------------------------------------------------------
 
 def applied_by(folder: Path) -> dict[str, str | None]:
     """Which lab (manifest digest) each running process reports it has loaded."""
@@ -387,30 +282,3 @@ def wait_applied(folder: Path, inventory_digest: str, timeout: float) -> float |
         if time.monotonic() - start > timeout:
             return None
         time.sleep(0.05)
-
-
-def override_settings(lab: Lab, pairs: list[str]) -> Lab:
-    """The lab with `KEY=VALUE` settings from the command line (ports of a NetBox lab).
-
-    Raises:
-        InventoryError: naming each unknown key or invalid value.
-    """
-    if not pairs:
-        return lab
-    raw = lab.settings.model_dump()
-    problems = []
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or key not in OVERRIDABLE:
-            problems.append(Problem("--set", pair, key or pair, "expected KEY=VALUE with KEY "
-                                    "one of " + ", ".join(OVERRIDABLE)))
-            continue
-        raw[key] = value
-    try:
-        settings = Settings.model_validate(raw)
-    except ValidationError as exc:
-        problems += [Problem("--set", ".".join(map(str, e["loc"])), "value", e["msg"])
-                     for e in exc.errors()]
-    if problems:
-        raise InventoryError("--set", problems)
-    return lab.model_copy(update={"settings": settings})

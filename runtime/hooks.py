@@ -1,4 +1,4 @@
-"""NetBox webhook receiver: verify X-Hook-Signature, keep the lab's objects, debounce, run a regen.
+"""NetBox webhooks: verify X-Hook-Signature, keep the lab's objects, debounce, run a regen.
 
 NetBox signs a webhook's body with HMAC-SHA512 of the shared secret (hex in X-Hook-Signature).
 Edits come in bursts (a device saved in the UI updates the device, its interfaces and its IP
@@ -6,6 +6,7 @@ addresses), so events are coalesced: one regen runs once no event came for `debo
 the latest `max_delay_s` after the first; events during a regen queue exactly one more. The
 regen is `dtnlab regen` as a subprocess with the inventory arguments `up` recorded in
 run/regen-source.json: the runtime never imports the inventory or the generators.
+The routes are in api/routes/regen.py.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import json
 import logging
 import os
 import sys
@@ -22,23 +22,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, Request
-from starlette.responses import JSONResponse
-
-from .api.deps import State, Viewer
-from .api.errors import ApiError
 from .labfiles import read_json
+from .regen_record import SOURCE_FILE, last_attempt, record_failure
 
 log = logging.getLogger(__name__)
 
 SECRET_FILE = Path("secrets/netbox-webhook.secret")  # written by generators/secrets.py
-SOURCE_FILE = Path("run/regen-source.json")  # written by `dtnlab up`, kept current by regen
-STATUS_FILE = Path("run/regen.json")  # the last regen attempt, written by `dtnlab regen`
 REGEN_LOG = Path("run/logs/regen.log")
 SIGNATURE_HEADER = "X-Hook-Signature"
 # Objects that place devices or shape twins anywhere: always worth a (cheap, no-op) regen.
 GLOBAL_TYPES = frozenset({"extras.configcontext", "extras.tag"})
 REGEN_TIMEOUT_S = 300.0
+FAILURE_LINES = 20  # of a failed regen's output, kept with its record
 
 
 def signature(secret: bytes, body: bytes) -> str:
@@ -117,7 +112,8 @@ def relevant(event: dict[str, Any], sel: Selection) -> bool:
         sel: the lab's selection and devices.
     """
     kind = str(event.get("object_type") or event.get("model") or "")
-    data = event.get("data") if isinstance(event.get("data"), dict) else {}
+    raw = event.get("data")
+    data: dict[str, Any] = raw if isinstance(raw, dict) else {}
     if kind in GLOBAL_TYPES:
         return True
     if kind == "dcim.site":
@@ -126,8 +122,8 @@ def relevant(event: dict[str, Any], sel: Selection) -> bool:
     if kind == "dcim.device":
         return data.get("id") in sel.device_ids or sel.device_selected(data)
     if kind in ("dcim.rack", "dcim.location"):
-        return not sel.sites or _slug(data.get("site")) in sel.sites or (
-            data.get("site") is None)
+        return not sel.sites or data.get("site") is None or (
+            _slug(data.get("site")) or "") in sel.sites
     if kind == "dcim.interface":
         known = sel.has_device(data.get("device"))
         return known is not False
@@ -224,17 +220,24 @@ class RegenScheduler:
         return argv, Path(source.get("cwd") or self.lab_dir)
 
     async def run_regen(self) -> int:
-        """Run one `dtnlab regen`, its output appended to run/logs/regen.log."""
+        """Run one `dtnlab regen`, its output appended to run/logs/regen.log.
+
+        The regen records itself in run/regen.json; when it cannot (it did not start, crashed
+        or timed out), the failure is recorded here with the end of its output.
+        """
         self.stats.running = True
-        start = time.monotonic()
+        start, started_at = time.monotonic(), time.time()
+        log_path = self.lab_dir / REGEN_LOG
+        offset = 0
+        error = None
         try:
             argv, cwd = self.command()
-            log_path = self.lab_dir / REGEN_LOG
             log_path.parent.mkdir(parents=True, exist_ok=True)
             with log_path.open("ab") as output:
                 output.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%S')} {self.trigger}: "
                              f"{' '.join(argv[1:])}\n".encode())
                 output.flush()
+                offset = output.tell()
                 proc = await asyncio.create_subprocess_exec(
                     *argv, cwd=cwd, stdin=asyncio.subprocess.DEVNULL, stdout=output,
                     stderr=output, env={**os.environ, "PYTHONUNBUFFERED": "1"})
@@ -243,9 +246,10 @@ class RegenScheduler:
                 except TimeoutError:
                     proc.kill()
                     code = await proc.wait()
+                    error = f"the regen took over {REGEN_TIMEOUT_S:g}s and was stopped"
         except OSError as exc:
             log.error("regen could not start: %s", exc)
-            code = -1
+            code, error = -1, f"the regen could not start: {exc}"
         finally:
             self.stats.running = False
         self.stats.regens += 1
@@ -253,71 +257,25 @@ class RegenScheduler:
         self.stats.last_regen_s = round(time.monotonic() - start, 3)
         log.info("regen (%s) exited with %s in %.2fs", self.trigger, code,
                  self.stats.last_regen_s)
+        if code != 0 and float((last_attempt(self.lab_dir) or {}).get("ts") or 0) < started_at:
+            self._record_failure(error or f"the regen exited with code {code} before it "
+                                 f"recorded the attempt (see {REGEN_LOG})", log_path, offset)
         return code
+
+    def _record_failure(self, error: str, log_path: Path, offset: int) -> None:
+        try:
+            with log_path.open("rb") as output:
+                output.seek(offset)
+                tail = output.read().decode(errors="replace").splitlines()
+        except OSError:
+            tail = []
+        try:
+            record_failure(self.lab_dir, self.trigger, error,
+                           [line for line in tail if line.strip()][-FAILURE_LINES:])
+        except OSError as exc:
+            log.error("could not record the failed regen in %s: %s", self.lab_dir, exc)
 
     async def drain(self) -> None:
         """Wait for a pending or running regen (tests, shutdown)."""
         if self._task is not None:
             await self._task
-
-
-def scheduler_of(request: Request, lab_dir: Path) -> RegenScheduler:
-    """The app's one scheduler, made on first use (the lab folder comes from the app state)."""
-    app_state = request.app.state
-    scheduler: RegenScheduler | None = getattr(app_state, "regen_scheduler", None)
-    if scheduler is None:
-        scheduler = RegenScheduler(lab_dir)
-        app_state.regen_scheduler = scheduler
-    return scheduler
-
-
-# -- the routes ------------------------------------------------------------------------------------
-
-router = APIRouter(tags=["regen"])
-
-
-@router.post("/hooks/netbox", status_code=202, summary="NetBox webhook: regenerate the lab",
-             responses={401: {"description": "missing or wrong X-Hook-Signature"}})
-async def netbox_hook(request: Request, state: State) -> JSONResponse:
-    """Verify NetBox's signature, ignore objects outside the lab, and schedule one regen.
-
-    No bearer token: NetBox authenticates with the HMAC-SHA512 signature of the body, keyed
-    with the lab's secret (secrets/netbox-webhook.secret; `dtnlab netbox hook install`).
-    """
-    lab_dir = state.lab.root
-    scheduler = scheduler_of(request, lab_dir)
-    stats = scheduler.stats
-    stats.received += 1
-    body = await request.body()
-    if not signature_ok(read_secret(lab_dir), body, request.headers.get(SIGNATURE_HEADER)):
-        stats.refused += 1
-        log.warning("refused a webhook from %s: bad or missing %s",
-                    request.client.host if request.client else "?", SIGNATURE_HEADER)
-        raise ApiError(401, f"missing or wrong {SIGNATURE_HEADER}",
-                       headers={"WWW-Authenticate": "HMAC-SHA512"})
-    try:
-        event = json.loads(body)
-    except ValueError:
-        raise ApiError(400, "the body is not JSON") from None
-    if not isinstance(event, dict):
-        raise ApiError(400, "the body is not a JSON object")
-    stats.last_event = time.time()
-    source = read_json(lab_dir / SOURCE_FILE) or {}
-    keep = relevant(event, Selection.from_source(source))
-    if keep:
-        stats.accepted += 1
-        scheduler.poke()
-    else:
-        stats.ignored += 1
-    log.info("webhook %s %s %s: %s", event.get("event"), event.get("object_type"),
-             (event.get("data") or {}).get("id") if isinstance(event.get("data"), dict) else "",
-             "regen scheduled" if keep else "outside the lab, ignored")
-    return JSONResponse({"relevant": keep, "scheduled": keep}, status_code=202)
-
-
-@router.get("/regen", summary="The last regeneration of the lab and the webhook counters")
-def regen_status(request: Request, state: State, user: Viewer) -> dict[str, Any]:
-    """run/regen.json (last attempt: ok or error with every problem) and webhook statistics."""
-    scheduler = scheduler_of(request, state.lab.root)
-    return {"last": read_json(state.lab.root / STATUS_FILE),
-            "webhook": scheduler.stats.as_dict()}

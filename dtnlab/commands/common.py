@@ -9,7 +9,7 @@ from pathlib import Path
 
 from dtnlab.inventory.model import Lab
 from dtnlab.inventory.source import FileSource
-from dtnlab.regen import override_settings
+from dtnlab.regen_source import override_settings
 
 from .netbox import add_netbox_options
 

@@ -13,7 +13,6 @@ from typing import Any
 from dtnlab.generators import writer
 from dtnlab.generators.pipeline import paused_gc, render_lab
 from dtnlab.inventory.names import slugify
-from dtnlab.regen import STATUS_FILE
 from dtnlab.runtime.emulator.control import applied_faults, request_fault
 from dtnlab.runtime.emulator.faults import FAULT_KINDS
 from dtnlab.runtime.labfiles import read_json
@@ -27,6 +26,7 @@ from dtnlab.runtime.providers import (
 from dtnlab.runtime.providers.base import Provider
 from dtnlab.runtime.providers.commands import send_command
 from dtnlab.runtime.providers.nodes import LOGS_DIR
+from dtnlab.runtime.regen_record import STATUS_FILE
 
 from .common import add_inventory_options, lab_dir, load_lab, progress
 from .regen import record_source, status_lines

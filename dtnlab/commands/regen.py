@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,11 @@ from dtnlab.inventory.names import slugify
 from dtnlab.inventory.netbox_client import NetBoxError
 from dtnlab.inventory.netbox_hooks import ChangeLog, WatchScope, change_relevant, changed_type
 from dtnlab.inventory.source import FileSource, lab_settings, read_inventory_file
+from dtnlab.regen_clab import clab_commands, runs_on_clab
+from dtnlab.regen_commit import staged_secrets
+from dtnlab.regen_source import record_source as record_regen_source
 from dtnlab.runtime.labfiles import read_json
+from dtnlab.runtime.regen_record import STATUS_FILE
 
 from .common import add_inventory_options, lab_dir, load_lab
 from .netbox import netbox_source
@@ -81,12 +87,17 @@ def report(result: regen.RegenResult) -> None:
         for problem in result.problems:
             print(f"  {problem}", file=sys.stderr)
         if result.folder is not None:
-            print(f"  (recorded in {result.folder / regen.STATUS_FILE})", file=sys.stderr)
+            print(f"  (recorded in {result.folder / STATUS_FILE})", file=sys.stderr)
         return
     pv = result.preview
     assert pv is not None
     if not pv.changed:
-        print(f"{pv.folder}: up to date, nothing to do")
+        if not result.signalled:
+            print(f"{pv.folder}: up to date, nothing to do")
+            return
+        # the files were written before, but the running lab could not be told then
+        print(f"{pv.folder}: files up to date; the running lab is told again")
+        print("signalled: " + " ".join(result.signalled))
         return
     files = pv.files
     print(f"{pv.folder}: {len(files.created)} created, {len(files.changed)} changed, "
@@ -100,6 +111,15 @@ def report(result: regen.RegenResult) -> None:
             print(f"  {line}")
     if result.signalled:
         print("signalled: " + " ".join(result.signalled))
+    elif runs_on_clab(pv.folder):
+        commands = clab_commands(pv)
+        if not commands:
+            print("the lab runs under containerlab: its nodes need nothing")
+            return
+        print("the lab runs under containerlab: apply the change with (containerlab 0.78 or "
+              "later; on 0.77 use `apply` instead of `deploy`)")
+        for command in commands:
+            print(f"  {command}")
     elif not result.running:
         print("the lab is not running: files only")
 
@@ -107,7 +127,7 @@ def report(result: regen.RegenResult) -> None:
 def cmd_regen(args: argparse.Namespace) -> int:
     result = run_regen(args, args.trigger, apply=not args.no_apply)
     if args.json:
-        doc = read_json(result.folder / regen.STATUS_FILE) if result.folder else None
+        doc = read_json(result.folder / STATUS_FILE) if result.folder else None
         print(json.dumps(doc or result.status_doc(), indent=1, sort_keys=True))
     else:
         report(result)
@@ -142,9 +162,18 @@ def _load_state(folder: Path | None) -> int | None:
     return int(doc["last_id"]) if doc and "last_id" in doc else None
 
 
+def _stop_on_signals() -> threading.Event:
+    """SIGTERM and SIGINT stop the watch between polls: a regen under way is never cut short."""
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    return stop
+
+
 def cmd_watch(args: argparse.Namespace) -> int:
     if getattr(args, "source_factory", None) is None:
         raise NetBoxError("watch reads NetBox's change log: pass --netbox (or DTN_SOURCE=netbox)")
+    stop = threading.Event() if args.once else _stop_on_signals()
     changes = ChangeLog(netbox_source(args).client)
     folder = fallback_folder(args)
     saved = _load_state(folder)
@@ -158,15 +187,14 @@ def cmd_watch(args: argparse.Namespace) -> int:
         last_id, lab = saved, load_lab(args)
     scope = _scope(changes, args, lab)
     print(f"watching NetBox's change log from entry {last_id} every {args.interval:g}s",
-          file=sys.stderr)
-    while True:
+          file=sys.stderr, flush=True)
+    while not stop.is_set():
         batch = changes.since(last_id)
         relevant = [c for c in batch if change_relevant(c, scope)]
         if batch:
             last_id = max(int(c["id"]) for c in batch)
-        while relevant and not args.once:  # let the burst of edits end first
-            time.sleep(args.debounce)
-            more = changes.since(last_id)
+        while relevant and not args.once and not stop.wait(args.debounce):
+            more = changes.since(last_id)  # let the burst of edits end first
             if not more:
                 break
             last_id = max(int(c["id"]) for c in more)
@@ -174,9 +202,10 @@ def cmd_watch(args: argparse.Namespace) -> int:
         if relevant:
             kinds = sorted({changed_type(c) for c in relevant})
             print(f"{len(relevant)} relevant change(s) ({', '.join(kinds)}): regen",
-                  file=sys.stderr)
+                  file=sys.stderr, flush=True)
             result = run_regen(args, "watch")
             report(result)
+            sys.stdout.flush()
             folder = result.folder or folder
             if result.ok and result.preview is not None:
                 scope = _scope(changes, args, result.preview.lab)
@@ -184,7 +213,9 @@ def cmd_watch(args: argparse.Namespace) -> int:
             _save_state(folder, last_id)
         if args.once:
             return 0
-        time.sleep(args.interval)
+        stop.wait(args.interval)
+    print(f"watch stopped at change log entry {last_id}", file=sys.stderr)
+    return 0
 
 
 # -- recorded at `up` ------------------------------------------------------------------------
@@ -222,12 +253,12 @@ def record_source(args: argparse.Namespace, lab: Lab, folder: Path) -> None:
     selection = {"sites": list(getattr(args, "site", None) or []) if netbox else [],
                  "tenant": getattr(args, "tenant", None) if netbox else None,
                  "tags": list(getattr(args, "tag", None) or []) if netbox else []}
-    regen.record_source(folder, source_argv(args, lab), selection, lab, netbox)
+    record_regen_source(folder, source_argv(args, lab), selection, lab, netbox)
 
 
 def status_lines(folder: Path) -> list[str]:
     """What `dtnlab status` shows of the last regen (run/regen.json); nothing before the first."""
-    doc = read_json(folder / regen.STATUS_FILE)
+    doc = read_json(folder / STATUS_FILE)
     if doc is None:
         return []
     when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(doc.get("ts", 0))))
@@ -307,7 +338,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
     """
     lab = load_lab(args)
     folder = lab_dir(args, lab)
-    with regen.staged_secrets(folder) as stage:
+    with staged_secrets(folder) as stage:
         pv = regen.preview(lab, folder, stage)
         sys.stdout.write(regen.unified_diff(pv))
     lines = pv.plan.lines()

@@ -13,7 +13,6 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from .. import hooks as regen_hooks  # module, not names: hooks imports this package
 from ..labfiles import load_lab
 from ..storage import Store, open_store
 from .audit import AuditLog
@@ -126,7 +125,6 @@ def create_app(lab_dir: Path | str, settings: Settings | None = None, *,
     install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
-    app.include_router(regen_hooks.router)  # POST /hooks/netbox, GET /regen
     app.mount("/dashboard", StaticFiles(directory=DASHBOARD_DIR), name="dashboard")
     app.mount(ASSETS_PATH, StaticFiles(directory=SWAGGER_UI_DIR), name="docs-assets")
     app.add_middleware(Guard, limits=state.limits)

@@ -1,6 +1,7 @@
 """The ansible playbooks, for real: site.yml brings the demo plant up on the local provider and
-verifies every twin, a second run changes nothing, regen.yml rewrites what an inventory edit
-changed, down.yml stops it all. ansible-core from the venv, local connection, real Mosquitto."""
+verifies every twin, a second run changes nothing, regen.yml applies an inventory edit to the
+running lab without restarting it, down.yml stops it all. ansible-core from the venv, local
+connection, real Mosquitto."""
 
 from __future__ import annotations
 
@@ -72,15 +73,38 @@ def test_site_regen_and_down_playbooks(demo: dict[str, str], tmp_path: Path) -> 
     assert code == 0, output[-3000:]
     assert recap["localhost"][1] == 0, output[-3000:]  # already up and generated: no change
 
-    # an inventory edit: regen.yml shows and writes it (the restart is left to a later run)
+    lab_dir = Path(demo["dtn_labs_dir"]) / LAB
+    source = json.loads((lab_dir / "run" / "regen-source.json").read_text())
+    assert source["argv"][:2] == ["--inventory", demo["dtn_inventory"]]  # webhooks can regen
+    engine_pid = node_pids(demo)["engine"]
+
+    # an inventory edit: regen.yml applies it to the running lab, which reloads in place
     inventory = Path(demo["dtn_inventory"])
     doc = yaml.safe_load(inventory.read_text())
     plc = next(d for d in doc["dcim.devices"] if d["name"] == "AAR-L1-C1-PLC-01")
     plc["local_context_data"] = {"dtnlab": {"heartbeat_s": 21}}
     inventory.write_text(yaml.safe_dump(doc, sort_keys=False))
-    code, output, recap = _play("regen.yml", tmp_path, dtn_restart_on_change="false", **demo)
+    code, output, recap = _play("regen.yml", tmp_path, **demo)
     assert code == 0, output[-3000:]
-    assert recap["localhost"][1] == 1, output[-3000:]  # the files were written
-    assert "heartbeat_s" in output  # the diff was shown
-    twin = Path(demo["dtn_labs_dir"]) / LAB / "twins" / "aar-l1-c1-plc-01.json"
+    assert recap["localhost"][1] == 1, output[-3000:]  # the lab changed
+    assert "~ twin aar-l1-c1-plc-01 reconfigured (heartbeat_s)" in output  # what it did, shown
+    assert "applied by the running lab in" in output
+    twin = lab_dir / "twins" / "aar-l1-c1-plc-01.json"
     assert json.loads(twin.read_text())["heartbeat_s"] == 21
+    assert node_pids(demo)["engine"] == engine_pid  # reloaded, not restarted
+    manifest = json.loads((lab_dir / "manifest.json").read_text())
+    engine = json.loads((lab_dir / "run" / "engine" / "status.json").read_text())
+    assert engine["lab_sha256"] == manifest["inventory_sha256"]  # the engine runs the edit
+
+    code, output, recap = _play("regen.yml", tmp_path, **demo)
+    assert code == 0, output[-3000:]
+    assert recap["localhost"][1] == 0, output[-3000:]  # nothing new: nothing changed
+
+
+def node_pids(demo: dict[str, str]) -> dict[str, int]:
+    """The running lab's nodes and their pids, as `dtnlab status --json` reports them."""
+    done = subprocess.run([str(PLAYBOOK.parent / "dtnlab"), "status", "--json", "--lab", LAB,
+                           "--labs-dir", demo["dtn_labs_dir"]], capture_output=True, text=True,
+                          timeout=60, check=False, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    return {n["name"]: n["pid"] for n in json.loads(done.stdout)["nodes"] if n["alive"]}

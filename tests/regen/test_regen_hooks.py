@@ -6,16 +6,17 @@ import json
 import sys
 import time
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from fastapi import FastAPI
+import yaml
 from fastapi.testclient import TestClient
 
-from dtnlab.runtime.api.errors import install_error_handlers
-from dtnlab.runtime.hooks import SECRET_FILE, Selection, relevant, router, signature, signature_ok
-from tests.regen.regenlab import inventory, regen
+from dtnlab.runtime.api import create_app
+from dtnlab.runtime.api.settings import Settings
+from dtnlab.runtime.hooks import SECRET_FILE, Selection, relevant, signature, signature_ok
+from tests.regen.regenlab import device, edited, inventory, regen, write
+from tests.waiting import wait_for
 
 SECRET = b"a-webhook-secret-for-tests-only-0123456789"
 SELECTION = Selection(sites=frozenset({"plant-aarhus"}), device_ids=frozenset({1, 2}),
@@ -81,7 +82,7 @@ def test_tenant_and_tag_selections_filter_devices() -> None:
 
 @pytest.fixture
 def hooked_lab(tmp_path: Path) -> tuple[TestClient, Path, Path]:
-    """A generated lab (not running), its regen source recorded, and an app with the router."""
+    """A generated lab (not running), its regen source recorded, and its API app."""
     path, _ = inventory(tmp_path)
     labs = tmp_path / "labs"
     assert regen(path, labs) == 0
@@ -92,11 +93,26 @@ def hooked_lab(tmp_path: Path) -> tuple[TestClient, Path, Path]:
         "cwd": str(tmp_path), "selection": {"sites": ["plant-aarhus"]}, "devices": {},
         "device_names": ["AAR-L1-C1-TT-01"]}))
     (lab_dir / "run" / "regen.json").unlink()
-    app = FastAPI()
-    install_error_handlers(app)
-    app.include_router(router)
-    app.state.api = SimpleNamespace(lab=SimpleNamespace(root=lab_dir))
+    app = create_app(lab_dir, Settings(database_url=None), connect=False)
     return TestClient(app), lab_dir, path
+
+
+def last_regen(client: TestClient, lab_dir: Path) -> dict[str, Any]:
+    """GET /regen as the lab's admin."""
+    users = json.loads((lab_dir / "secrets" / "api-users.json").read_text())
+    token = client.post("/auth/token", data={"username": "admin", "password": users["admin"]})
+    answer = client.get("/regen", headers={
+        "Authorization": f"Bearer {token.json()['access_token']}"})
+    assert answer.status_code == 200, answer.text
+    return answer.json()  # type: ignore[no-any-return]
+
+
+def settle(client: TestClient) -> Any:
+    """Wait for the scheduled regen to run and end; the app's scheduler."""
+    scheduler = client.app.state.regen_scheduler  # type: ignore[attr-defined]
+    wait_for(lambda: scheduler.stats.regens >= 1 and not scheduler.stats.running, 60.0,
+             "the scheduled regen to end")
+    return scheduler
 
 
 def post(client: TestClient, body: dict[str, Any], sign: bytes | None = SECRET,
@@ -133,7 +149,7 @@ def test_forged_or_unsigned_webhooks_are_refused(hooked_lab: tuple[TestClient, P
 
 
 def test_a_burst_of_events_is_one_regen(hooked_lab: tuple[TestClient, Path, Path]) -> None:
-    client, lab_dir, _ = hooked_lab
+    client, lab_dir, path = hooked_lab
     with client:
         answers = [post(client, event("dcim.interface", {"device": {"id": 1, "name": n}}))
                    for n in ("AAR-L1-C1-TT-01", "x", "y")]
@@ -153,7 +169,65 @@ def test_a_burst_of_events_is_one_regen(hooked_lab: tuple[TestClient, Path, Path
     assert doc["ok"] is True
     assert doc["trigger"] == "webhook"
     assert "--trigger webhook" in (lab_dir / "run" / "logs" / "regen.log").read_text()
-    assert sys.executable  # the regen ran with this interpreter
+    argv, cwd = scheduler.command()  # the regen runs with this interpreter, as `up` recorded
+    assert argv[:4] == [sys.executable, "-m", "dtnlab", "regen"]
+    assert cwd == path.parent
+
+
+def test_a_webhook_regen_that_fails_to_render_is_reported(
+        hooked_lab: tuple[TestClient, Path, Path]) -> None:
+    """The edit validates but the topology refuses it: run/regen.json and GET /regen say so."""
+    client, lab_dir, path = hooked_lab
+    twin = (lab_dir / "twins" / "aar-l1-c1-plc-01.json").read_bytes()
+    data = yaml.safe_load(path.read_text())
+    write(path, edited(data, lambda d: device(d, "AAR-L1-C1-PLC-01").update(
+        name="AAR-L1-C1-PLC-01-" + "X" * 50)))
+    with client:
+        assert post(client, event("extras.configcontext", {"id": 1})).status_code == 202
+        scheduler = settle(client)
+        assert scheduler.stats.last_regen_exit == 2
+        last = last_regen(client, lab_dir)
+    assert last["last"]["ok"] is False
+    assert last["last"]["trigger"] == "webhook"
+    assert last["last"]["error"] == ("topology.clab.yml of lab rg: the regenerated lab fails "
+                                     "its checks")
+    assert "is not a DNS label" in last["last"]["problems"][0]
+    assert last["last"] == json.loads((lab_dir / "run" / "regen.json").read_text())
+    assert last["webhook"]["last_regen_exit"] == 2
+    assert (lab_dir / "twins" / "aar-l1-c1-plc-01.json").read_bytes() == twin
+
+
+def test_a_webhook_regen_that_cannot_start_is_reported(
+        hooked_lab: tuple[TestClient, Path, Path]) -> None:
+    """A lab without run/regen-source.json cannot regenerate: recorded, not only logged."""
+    client, lab_dir, _ = hooked_lab
+    (lab_dir / "run" / "regen-source.json").unlink()
+    with client:
+        assert post(client, event("extras.configcontext", {"id": 1})).status_code == 202
+        assert settle(client).stats.last_regen_exit == -1
+        last = last_regen(client, lab_dir)["last"]
+    assert last["ok"] is False
+    assert last["trigger"] == "webhook"
+    assert "regen-source.json: missing" in last["error"]
+    assert last["error"].startswith("the regen could not start")
+
+
+def test_a_webhook_regen_that_crashes_is_reported_with_its_output(
+        hooked_lab: tuple[TestClient, Path, Path]) -> None:
+    """The regen dies before it can record anything (here: an option it does not know)."""
+    client, lab_dir, _ = hooked_lab
+    source_file = lab_dir / "run" / "regen-source.json"
+    source = json.loads(source_file.read_text())
+    source["argv"].append("--no-such-option")
+    source_file.write_text(json.dumps(source))
+    with client:
+        assert post(client, event("extras.configcontext", {"id": 1})).status_code == 202
+        assert settle(client).stats.last_regen_exit == 2
+        last = last_regen(client, lab_dir)["last"]
+    assert last["ok"] is False
+    assert last["error"] == ("the regen exited with code 2 before it recorded the attempt "
+                             "(see run/logs/regen.log)")
+    assert any("unrecognized arguments: --no-such-option" in p for p in last["problems"])
 
 
 @pytest.mark.parametrize(("change", "expected"), [

@@ -8,6 +8,7 @@ connection (source port in the broker log) and their state (the `since` of their
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -23,7 +24,11 @@ from tests.regen.netboxlab import NetBoxLab
 
 pytestmark = [pytest.mark.netbox, pytest.mark.mosquitto]
 
-FOLLOW_S = 40.0  # webhook + regen subprocess + reload, on a loaded two-core machine
+# An edit reaches the running lab in about 2 s (bench/regen_bench.py): webhook, regen
+# subprocess, reload. The bound leaves room for a loaded two-core machine and still fails a
+# lab that no longer follows within seconds.
+FOLLOW_S = 10.0
+SETTLE_S = 60.0  # a previous edit's trailing webhooks and regens, batched storage writes
 MOVED, ADDED, REMOVED = "aar-l1-c1-tt-01", "aar-l1-c1-tt-02", "aar-l1-c1-vt-01"
 TEMPERATURE = ("aar-l1-c1-tt-01", "aar-l3-c1-tt-01")
 
@@ -52,15 +57,22 @@ class Baseline:
 
     def __init__(self, nb: NetBoxLab) -> None:
         self.nb = nb
-        nb.wait(lambda: settled(nb), FOLLOW_S, "the previous edit's regens to end")
+        nb.wait(lambda: settled(nb), SETTLE_S, "the previous edit's regens to end")
         self.connections = nb.connections()
         self.twins = twins(nb)
         self.digest = nb.engine_digest()
         self.regen = (nb.regen_status() or {}).get("ts")
+        # an empty baseline would make assert_untouched check nothing
+        assert self.twins, "no baseline: the API listed no twins"
+        unconnected = sorted(set(self.twins) - set(self.connections))
+        assert not unconnected, f"no baseline: no broker connection of {unconnected}"
+        assert self.digest is not None, "no baseline: the engine reports no lab digest"
 
     def assert_untouched(self, touched: set[str]) -> None:
         now_connections = self.nb.connections()
         now_twins = twins(self.nb)
+        missing = sorted(set(self.twins) - touched - set(now_twins))
+        assert not missing, f"twins gone from the API: {missing}"
         for twin_id, before in self.twins.items():
             if twin_id in touched:
                 continue
@@ -104,7 +116,7 @@ def test_moved_device_gets_its_new_path_and_keeps_its_history(nb: NetBoxLab) -> 
     query = f"/twins/{MOVED}/history?metric=temperature&from={before['last_ts'] - 60}"
     # one history, from before and after the move (storage writes in batches: wait for it)
     stamps = nb.wait(lambda: (h := nb.api(query)) and (s := [p["ts"] for p in h["points"]])
-                     and max(s) > doc["ts"] and s, FOLLOW_S, "history after the move")
+                     and max(s) > doc["ts"] and s, SETTLE_S, "history after the move")
     assert min(stamps) < doc["ts"]
     base.assert_untouched({MOVED})
 
@@ -167,25 +179,36 @@ def test_threshold_change_reconfigures_in_place(nb: NetBoxLab) -> None:
         assert now[twin_id] == base.connections[twin_id]
         nb.wait(lambda t=twin_id: any(p["ts"] > doc["ts"] for p in (nb.api(
             f"/twins/{t}/history?metric=temperature&from={doc['ts'] - 5}") or {}).get(
-            "points", [])), FOLLOW_S, f"{twin_id}'s telemetry stored after the reload")
+            "points", [])), SETTLE_S, f"{twin_id}'s telemetry stored after the reload")
     base.assert_untouched(sensors)
 
 
-def test_bad_edit_leaves_the_lab_running_as_it_was(nb: NetBoxLab) -> None:
+@pytest.mark.parametrize(("name", "error", "problem"), [
+    # validation: the slug of AAR-L1-C1-TT-01
+    pytest.param("aar l1 c1 tt 01", "the inventory does not validate", "after normalising",
+                 id="name-collides"),
+    # rendering: NetBox takes 64 characters, a containerlab node name (a DNS label) 63
+    pytest.param("AAR-L1-C1-PLC-01-" + "X" * 47, "the regenerated lab fails its checks",
+                 "is not a DNS label", id="name-too-long-for-a-node"),
+])
+def test_bad_edit_leaves_the_lab_running_as_it_was(nb: NetBoxLab, name: str, error: str,
+                                                   problem: str) -> None:
     base = Baseline(nb)
     plc = nb.device("AAR-L1-C1-PLC-01")
-    nb.patch("dcim/devices", plc["id"], {"name": "aar l1 c1 tt 01"})  # slug of AAR-L1-C1-TT-01
+    nb.patch("dcim/devices", plc["id"], {"name": name})
     try:
         regen_after(nb, base, lambda e: not e["ok"])
         doc = nb.regen_status()
         assert doc is not None
         assert doc["ok"] is False
-        assert any("collides with" in p and "after normalising" in p for p in doc["problems"])
+        assert error in doc["error"]
+        assert any(problem in p for p in doc["problems"]), doc["problems"]
         status = subprocess.run([sys.executable, "-m", "dtnlab", "status", "--lab", nb.site,
                                  "--labs-dir", str(nb.labs)], capture_output=True, text=True,
                                 timeout=60, cwd=REPO)
         assert "regen failed" in status.stdout
-        assert "after normalising" in status.stdout
+        assert error in status.stdout
+        assert problem in status.stdout
         api = nb.api("/regen")
         assert api["last"]["ok"] is False
         assert api["last"]["problems"] == doc["problems"]
@@ -193,7 +216,7 @@ def test_bad_edit_leaves_the_lab_running_as_it_was(nb: NetBoxLab) -> None:
         base.assert_untouched(set())
     finally:
         nb.patch("dcim/devices", plc["id"], {"name": "AAR-L1-C1-PLC-01"})
-    nb.wait(lambda: (d := nb.regen_status()) and d["ok"], FOLLOW_S, "a good regen again")
+    nb.wait(lambda: (d := nb.regen_status()) and d["ok"], SETTLE_S, "a good regen again")
 
 
 def test_forged_and_unsigned_webhooks_are_refused(nb: NetBoxLab) -> None:
@@ -210,6 +233,34 @@ def test_forged_and_unsigned_webhooks_are_refused(nb: NetBoxLab) -> None:
     assert hooks["refused"] >= 3
     assert (nb.regen_status() or {}).get("ts") == base.regen
     base.assert_untouched(set())
+
+
+def test_hook_install_twice_changes_nothing(nb: NetBoxLab) -> None:
+    """`netbox hook install` is idempotent: one webhook and one event rule, patched in place."""
+    name = f"dtnlab-{nb.site}"
+    install = ("netbox", "hook", "install", "--lab", nb.site, "--labs-dir", str(nb.labs))
+
+    def installed() -> tuple[dict[str, Any], dict[str, Any]]:
+        webhooks = nb.list("extras/webhooks", name=name)
+        rules = nb.list("extras/event-rules", name=name)
+        assert len(webhooks) == 1, webhooks
+        assert len(rules) == 1, rules
+        return webhooks[0], rules[0]
+
+    hook, rule = installed()
+    again = nb.dtnlab(*install)
+    assert again.returncode == 0, again.stderr
+    assert f"webhook unchanged (id {hook['id']}), event rule unchanged (id {rule['id']})" in (
+        again.stdout)
+    assert installed() == (hook, rule)  # not even NetBox's last_updated moved
+    elsewhere = nb.dtnlab(*install, "--url", "http://127.0.0.1:9/hooks/netbox")
+    assert f"webhook updated (id {hook['id']}), event rule unchanged" in elsewhere.stdout
+    assert installed()[0]["payload_url"] == "http://127.0.0.1:9/hooks/netbox"
+    back = nb.dtnlab(*install)
+    assert f"webhook updated (id {hook['id']})" in back.stdout
+    now, now_rule = installed()
+    assert now["payload_url"] == hook["payload_url"]
+    assert now_rule["id"] == rule["id"]
 
 
 @pytest.mark.browser
@@ -278,3 +329,33 @@ def test_watch_polls_the_change_log_when_there_is_no_webhook(nb: NetBoxLab) -> N
     again = nb.dtnlab(*watch)  # nothing new in the change log: no regen at all
     assert "relevant change" not in again.stderr
     base.assert_untouched(reconfigured)
+
+
+def test_watch_keeps_the_lab_in_step_until_stopped(nb: NetBoxLab, tmp_path: Path) -> None:
+    """`dtnlab watch` as a process: it polls, the lab follows an edit, SIGTERM stops it."""
+    done = nb.dtnlab("netbox", "hook", "uninstall", "--lab", nb.site)  # no webhook does it
+    assert done.returncode == 0, done.stderr
+    base = Baseline(nb)
+    out, err = tmp_path / "watch.out", tmp_path / "watch.err"
+    with out.open("w") as stdout, err.open("w") as stderr:
+        watch = subprocess.Popen(
+            [sys.executable, "-m", "dtnlab", "watch", *nb.lab_args(), "--interval", "0.5",
+             "--debounce", "0.3"], cwd=REPO, stdout=stdout, stderr=stderr)
+    try:
+        nb.wait(lambda: "watching NetBox's change log" in err.read_text(), SETTLE_S,
+                "the watch to start polling")
+        nb.patch("extras/config-contexts", nb.context_id("temperature-sensor"),
+                 {"data": nb.context_data("temperature-sensor", [19.0, 27.0])})
+        nb.wait(lambda: (nb.api(f"/twins/{MOVED}") or {}).get("metrics", {}).get(
+            "temperature", {}).get("normal") == [19.0, 27.0], FOLLOW_S, "the polled edit")
+        doc = regen_after(nb, base, lambda e: e["reconfigured"])
+        assert doc["trigger"] == "watch"
+        assert MOVED in doc["reconfigured"]
+        assert watch.poll() is None  # still watching
+    finally:
+        watch.send_signal(signal.SIGTERM)
+        code = watch.wait(timeout=SETTLE_S)
+    assert code == 0, err.read_text()
+    assert "relevant change(s) (extras.configcontext): regen" in err.read_text()
+    assert "watch stopped at change log entry" in err.read_text()
+    base.assert_untouched(set(doc["reconfigured"]))

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from dtnlab.cli import main
 from dtnlab.runtime.engine.status import StatusFile
 from dtnlab.runtime.providers import LocalProvider
 from dtnlab.runtime.providers.reload import catches, running_nodes
@@ -92,12 +93,23 @@ def test_a_regen_without_change_signals_nothing(lab: RunningLab) -> None:
     assert lab.connections() == before
 
 
-def test_move_add_remove_and_threshold_reach_only_their_twins(lab: RunningLab) -> None:
+def test_move_add_remove_and_threshold_reach_only_their_twins(
+        lab: RunningLab, capsys: pytest.CaptureFixture[str]) -> None:
     pids = {n.name: n.pid for n in lab.provider.nodes()}
     before = lab.connections()
     engine_before = lab.engine()
     lab.edit(move_sensor, add_sensor, lambda d: remove_device(d, "AAR-L1-C1-VT-01"),
              lambda d: set_threshold(d, [18, 25]))
+    # `dtnlab diff` first: what the running lab would go through, and nothing happens yet
+    assert main(["diff", "--inventory", str(lab.path), "--labs-dir", str(lab.labs)]) == 1
+    running = capsys.readouterr().out.partition("# running lab, if regenerated now")[2]
+    assert running.splitlines()[1:] == [
+        "#   + twin aar-l1-c1-tt-02 (new device: credentials, ACL, twin, emulator)",
+        "#   - twin aar-l1-c1-vt-01 (twin and emulator stop, credentials and ACL go)",
+        f"#   ~ twin {MOVED} moved and reconfigured (hierarchy, metrics, topics, uns_path)",
+        "#   ~ twin aar-l3-c1-tt-01 reconfigured (metrics)",
+        "#   * broker: reload ACL and passwords (SIGHUP, other clients stay)"]
+    assert lab.engine().get("lab_sha256") == engine_before.get("lab_sha256")
     doc = lab.regen()
     twins = doc["changes"]["twins"]
     assert twins["moved"] == [MOVED]

@@ -15,6 +15,7 @@ from . import (
     hierarchy,
     maintenance,
     metrics,
+    regen,
     topology,
     twins,
     ws,
@@ -22,5 +23,5 @@ from . import (
 
 ROUTERS: list[APIRouter] = [health.router, auth.router, twins.router, commands.router,
                             maintenance.router, alerts.router, hierarchy.router,
-                            topology.router, metrics.router, audit.router, ws.router,
-                            dashboard.router, docs.router]
+                            topology.router, metrics.router, audit.router, regen.router,
+                            ws.router, dashboard.router, docs.router]
