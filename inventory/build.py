@@ -38,6 +38,14 @@ ENDPOINTS = (
     "extras.config-contexts",
 )
 MISSING = {"area": "_area", "line": "_line", "cell": "_cell"}
+# Where NetBox keeps a name unique: the fields that make the scope, per endpoint.
+UNIQUE_NAME_SCOPES = {
+    "dcim.sites": (),
+    "dcim.locations": ("site", "parent"),
+    "dcim.racks": ("site", "location"),
+}
+SCOPE_ENDPOINTS = {"site": "dcim.sites", "parent": "dcim.locations", "location": "dcim.locations"}
+NOUNS = {"dcim.sites": "sites", "dcim.locations": "locations", "dcim.racks": "racks"}
 IMPAIRMENT_FIELDS = {"dtn_delay": "delay", "dtn_jitter": "jitter", "dtn_loss": "loss"}
 
 
@@ -47,37 +55,90 @@ class LabBuilder:
     def __init__(self, data: dict[str, list[NetBoxObject]], settings: Settings) -> None:
         self.settings = settings
         self.idx = {ep: Index(ep, data.get(ep) or []) for ep in ENDPOINTS}
+        # An inventory that lists prefixes at all (even none) plans its addresses: every lab
+        # address must lie in one of them. NetBox's source lists them when NetBox has any.
+        self.checks_prefixes = "ipam.prefixes" in data
         self.problems = Problems()
         self.levels: dict[str, Level] = {}
-        self.slug_owner: dict[tuple[str, str], str] = {}
+        self.slug_owner: dict[tuple[str, str], NetBoxObject] = {}
+        self.duplicates: set[int] = set()  # id() of objects already reported as duplicates
         # Thousands of devices share racks, locations and config contexts: work each out once.
         self._slugs: dict[tuple[int, str], str | None] = {}
         self._contexts: dict[object, dict[str, Any]] = {}
         self._profiles: dict[bytes, TwinProfile] = {}
 
     # -- hierarchy -------------------------------------------------------------------------
-    def _slug(self, endpoint: str, obj: NetBoxObject, scope: str) -> str | None:
-        """Slug of a named object, checked for bad names and collisions inside `scope`."""
+    def _check_unique_names(self) -> None:
+        """Two sites, two locations under one parent, two racks in one location: one name each.
+
+        NetBox refuses such twins; in a file they would merge into one level of the lab, and a
+        reference by name would pick one of them silently.
+        """
+        for endpoint, scope_fields in UNIQUE_NAME_SCOPES.items():
+            first: dict[tuple[object, ...], NetBoxObject] = {}
+            for obj in self.idx[endpoint].objects:
+                name = obj.get("name")
+                if not isinstance(name, str) or not name:
+                    continue  # reported as a bad name where the object is used
+                scope = [(f, self.idx[SCOPE_ENDPOINTS[f]].get(obj.get(f)), obj.get(f))
+                         for f in scope_fields]
+                key = (name, *(id(found) if found else ref_label(ref) for _, found, ref in scope))
+                other = first.setdefault(key, obj)
+                if other is obj:
+                    continue
+                where = " of ".join(f"{'site' if f == 'site' else 'location'} "
+                                    f"{label(found) if found else ref_label(ref)!r}"
+                                    for f, found, ref in reversed(scope) if ref is not None)
+                where = f" in {where}" if where else ""
+                self.problems.add(endpoint, name, "name",
+                                  f"two {NOUNS[endpoint]} are named {name!r}{where} "
+                                  f"({self._who(endpoint, other)} and {self._who(endpoint, obj)})")
+                self.duplicates.update((id(other), id(obj)))
+
+    def _who(self, endpoint: str, obj: NetBoxObject) -> str:
+        """An object in a message: its id, else its position in the endpoint's list."""
+        if obj.get("id") is not None:
+            return f"id {obj['id']}"
+        position = next(i for i, o in enumerate(self.idx[endpoint].objects, 1) if o is obj)
+        return f"item {position}"
+
+    def _slug(self, endpoint: str, obj: NetBoxObject, scope: str, where: str) -> str | None:
+        """Slug of a named object, checked for bad names and collisions inside `scope`.
+
+        Args:
+            endpoint: the object's endpoint, for messages.
+            obj: the site, location or rack.
+            scope: the lab path the slug must be unique under.
+            where: how the scope is named in messages.
+        """
         memo = (id(obj), scope)
         if memo not in self._slugs:
-            self._slugs[memo] = self._check_slug(endpoint, obj, scope)
+            self._slugs[memo] = self._check_slug(endpoint, obj, scope, where)
         return self._slugs[memo]
 
-    def _check_slug(self, endpoint: str, obj: NetBoxObject, scope: str) -> str | None:
+    def _check_slug(self, endpoint: str, obj: NetBoxObject, scope: str,
+                    where: str) -> str | None:
         name = obj.get("name")
         problem = name_problem(name)
         if problem:
             self.problems.add(endpoint, label(obj), "name", problem)
             return None
         slug = slugify(str(name))
-        owner = self.slug_owner.setdefault((scope, slug), str(name))
-        if owner != name:
+        owner = self.slug_owner.setdefault((scope, slug), obj)
+        if owner is obj:
+            return slug
+        if owner.get("name") != name:
             self.problems.add(
                 endpoint, name, "name",
-                f"collides with {owner!r} after normalising (both become {slug!r} in {scope})",
+                f"collides with {owner.get('name')!r} after normalising (both become {slug!r} "
+                f"in {where})",
             )
-            return None
-        return slug
+        elif not {id(owner), id(obj)} <= self.duplicates:
+            # Twins NetBox allows (e.g. racks of two sub-locations that fold into one line).
+            self.problems.add(endpoint, name, "name",
+                              f"two {NOUNS[endpoint]} are named {name!r} in {where} "
+                              f"({self._who(endpoint, owner)} and {self._who(endpoint, obj)})")
+        return None
 
     def _level(self, kind: str, path: str, name: str) -> None:
         if path not in self.levels:
@@ -98,7 +159,7 @@ class LabBuilder:
                 f"site {ref_label(device['site'])!r} does not exist")
             self.problems.add("dcim.devices", name, "site", why)
             return None
-        site_slug = self._slug("dcim.sites", site, "the lab")
+        site_slug = self._slug("dcim.sites", site, "", "the lab")
         rack = self.idx["dcim.racks"].get(device.get("rack"))
         if device.get("rack") and rack is None:
             self.problems.add("dcim.devices", name, "rack",
@@ -115,9 +176,11 @@ class LabBuilder:
         self._level("site", site_path, site["name"])
         area, line = MISSING["area"], MISSING["line"]
         if chain:
-            area = self._slug("dcim.locations", chain[0], f"site {site['name']}") or ""
-        if len(chain) > 1:
-            line = self._slug("dcim.locations", chain[1], f"location {chain[0]['name']}") or ""
+            area = self._slug("dcim.locations", chain[0], site_path,
+                              f"site {site['name']}") or ""
+        if len(chain) > 1 and area:
+            line = self._slug("dcim.locations", chain[1], f"{site_path}/{area}",
+                              f"location {chain[0]['name']}") or ""
         if not area or not line:
             return None
         self._level("area", f"{site_path}/{area}", chain[0]["name"] if chain else area)
@@ -125,8 +188,7 @@ class LabBuilder:
         self._level("line", line_path, chain[1]["name"] if len(chain) > 1 else line)
         cell = MISSING["cell"]
         if rack is not None:
-            scope = f"line {line_path}"
-            cell = self._slug("dcim.racks", rack, scope) or ""
+            cell = self._slug("dcim.racks", rack, line_path, f"line {line_path}") or ""
             if not cell:
                 return None
         self._level("cell", f"{line_path}/{cell}", rack["name"] if rack else cell)
@@ -269,6 +331,7 @@ class LabBuilder:
 
     def build(self, source: str) -> Lab:
         """Return the Lab, or raise InventoryError listing every problem found."""
+        self._check_unique_names()
         devices_by_id: dict[int, str] = {}
         device_ids: dict[str, str] = {}
         first_site: dict[str, str] = {}
@@ -395,7 +458,11 @@ class LabBuilder:
                 dev_name = dev_ref.get("name") if isinstance(dev_ref, dict) else dev_ref
                 dev_id = by_name.get(dev_name) if isinstance(dev_name, str) else None
             if dev_id is None:
-                continue  # an interface of a device outside the lab
+                if not _netbox_ref(dev_ref) and self.idx["dcim.devices"].get(dev_ref) is None:
+                    owner = ref_label(dev_ref)
+                    self.problems.add("dcim.interfaces", f"{owner}:{iface.get('name')}",
+                                      "device", f"device {owner!r} does not exist")
+                continue  # an interface of a device outside the lab (or not placed in it)
             key = (dev_id, iface.get("name"))
             if key in found:
                 self.problems.add("dcim.interfaces", f"{device_ids[dev_id]}:{iface.get('name')}",
@@ -435,7 +502,7 @@ class LabBuilder:
                                   f"{target[0]}:{target[1]})")
                 continue
             used[iface_addr.ip] = f"{target[0]}:{target[1]}"
-            if prefixes and not any(iface_addr.ip in net for net in prefixes):
+            if self.checks_prefixes and not any(iface_addr.ip in net for net in prefixes):
                 self.problems.add("ipam.ip-addresses", text, "address",
                                   f"{iface_addr.ip} lies outside every prefix in ipam.prefixes")
             by_iface[target].append(str(iface_addr))
@@ -524,13 +591,23 @@ class LabBuilder:
                 where = (f"interface {dev_name}:{iface}" if dev_name
                          else f"interface #{term.get('object_id')}")
                 if dev_name and not self._device_known(dev):
-                    return ("__outside__", "")  # the far end is outside the selection
+                    if _netbox_ref(dev):
+                        # NetBox's own shape: a device that exists there, outside the selection.
+                        return ("__outside__", "")
+                    where = f"interface {dev_name}:{iface}: device {dev_name!r}"
                 self.problems.add("dcim.cables", cable, side, f"{where} does not exist")
                 return None
         return hit[0], hit[1]["name"]
 
     def _device_known(self, ref: object) -> bool:
         return self.idx["dcim.devices"].get(ref) is not None
+
+
+def _netbox_ref(ref: object) -> bool:
+    """A reference as NetBox writes it (an id, or a nested object with one), not by hand."""
+    if isinstance(ref, dict):
+        ref = ref.get("id")
+    return isinstance(ref, int) and not isinstance(ref, bool)
 
 
 def _ref_key(ref: object) -> object:

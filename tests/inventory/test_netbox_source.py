@@ -22,6 +22,7 @@ from dtnlab.inventory.netbox_export import choose_path, render
 from dtnlab.inventory.netbox_shape import cables_from_terminations
 from dtnlab.inventory.netbox_source import NetBoxSource
 from dtnlab.inventory.source import FileSource, lab_settings
+from tests.inventory.conftest import load_replay
 
 # The replay file netbox_replay/demo.json.gz holds the answers of the real NetBox to a fetch of
 # the seeded demo plant (sites plant-aarhus and plant-brno), recorded with RecordingAdapter.
@@ -146,6 +147,41 @@ def test_export_format_follows_the_name_and_the_size(tmp_path: Path, replayed: A
     shuffled = {k: list(reversed(v)) if isinstance(v, list) else v for k, v in data.items()}
     assert render(data, tmp_path / "a.yaml") == render(shuffled, tmp_path / "b.yaml")
     assert render(data, tmp_path / "a.json") == render(shuffled, tmp_path / "b.json")
+
+
+def with_prefixes(prefixes: list[str]) -> dict[str, dict[str, Any]]:
+    """The demo's recorded answers, as if NetBox held only these prefixes."""
+    answers = load_replay("demo")
+    key = next(k for k in answers if k.startswith("GET /api/ipam/prefixes/?"))
+    rows = [{"id": n, "prefix": p, "status": {"value": "active"}, "role": None,
+             "description": ""} for n, p in enumerate(prefixes, 1)]
+    answers[key] = {"status": 200, "body": {"count": len(rows), "next": None,
+                                            "previous": None, "results": rows}}
+    return answers
+
+
+def test_a_netbox_without_prefixes_checks_no_address(replayed: Any, tmp_path: Path) -> None:
+    source, _ = replayed(with_prefixes([]), sites=DEMO_SITES)
+    data = source.fetch()
+    assert "ipam.prefixes" not in data
+    assert "ipam.prefixes" not in render(data, tmp_path / "x.yaml").decode()
+    assert len(build_lab(data, lab_settings(data, None, "x", "test"), "test").devices) == 60
+
+
+def test_a_netbox_with_prefixes_puts_every_address_in_one(replayed: Any, tmp_path: Path) -> None:
+    # No prefix holds a lab address: the same errors as a full dump of that NetBox would give.
+    source, _ = replayed(with_prefixes(["192.0.2.0/24"]), sites=DEMO_SITES)
+    data = source.fetch()
+    assert data["ipam.prefixes"] == []
+    with pytest.raises(InventoryError) as info:
+        source.load()
+    assert len(info.value.problems) == 117
+    assert str(info.value.problems[0]).endswith("lies outside every prefix in ipam.prefixes")
+    export = tmp_path / "export.json"
+    export.write_bytes(render(data, export))
+    with pytest.raises(InventoryError) as again:
+        FileSource(export).load()
+    assert again.value.problems == info.value.problems
 
 
 # -- the real NetBox -------------------------------------------------------------------------
