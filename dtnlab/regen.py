@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from dtnlab.generators import writer
 from dtnlab.generators.pipeline import SECRETS_DIR, Rendered, paused_gc, render_lab
+from dtnlab.generators.platforms import PlatformMap, PlatformMapError
 from dtnlab.generators.secret_files import write_file
 from dtnlab.inventory.errors import InventoryError, Problem
 from dtnlab.inventory.model import Lab, Settings
@@ -192,9 +193,9 @@ def sync_secrets(staged: Path, target: Path) -> list[str]:
 
 # -- the preview and the commit -------------------------------------------------------------------
 
-def preview(lab: Lab, folder: Path, stage: Path) -> Preview:
+def preview(lab: Lab, folder: Path, stage: Path, platforms: PlatformMap | None = None) -> Preview:
     """Render `lab` against the staged secrets and compare with what the lab folder holds."""
-    rendered = render_lab(lab, stage)
+    rendered = render_lab(lab, stage, platforms=platforms)
     files = writer.plan(folder, rendered.files, rendered.inventory_digest)
     touched = set(files.created) | set(files.changed) | set(files.removed)
     broker = any(p in touched for p in BROKER_FILES)
@@ -277,6 +278,14 @@ def record_devices(folder: Path, lab: Lab) -> None:
         write_file(path, json.dumps(doc, indent=1, sort_keys=True) + "\n", 0o644)
 
 
+def recorded_platform_map(folder: Path) -> Path | None:
+    """The platform map the lab was brought up with: `--platform-map` in run/regen-source.json."""
+    argv = [str(a) for a in (read_json(folder / SOURCE_FILE) or {}).get("argv") or []]
+    if "--platform-map" in argv[:-1]:
+        return Path(argv[argv.index("--platform-map") + 1])
+    return None
+
+
 def record_source(folder: Path, argv: list[str], selection: dict[str, Any], lab: Lab,
                   netbox: bool) -> None:
     """Record at `up` how this lab regenerates (the runtime re-runs `dtnlab regen ARGV`).
@@ -297,7 +306,8 @@ def record_source(folder: Path, argv: list[str], selection: dict[str, Any], lab:
 @paused_gc()
 def regenerate(load: Callable[[], Lab], folder_of: Callable[[Lab], Path],
                fallback_folder: Path | None, trigger: str = "cli",
-               apply: bool = True) -> RegenResult:
+               apply: bool = True,
+               platforms: Callable[[Path], PlatformMap] | None = None) -> RegenResult:
     """Read the inventory again and bring the lab folder and the running lab in step with it.
 
     Args:
@@ -306,6 +316,7 @@ def regenerate(load: Callable[[], Lab], folder_of: Callable[[Lab], Path],
         fallback_folder: where to record a failure when the inventory cannot even be loaded.
         trigger: who asked (cli, webhook, watch), recorded in run/regen.json.
         apply: signal the running lab (False: write the files only).
+        platforms: the platform map for a lab folder (None: the shipped map).
 
     Returns:
         The result; on failure nothing in the lab folder but run/regen.json has changed.
@@ -323,7 +334,14 @@ def regenerate(load: Callable[[], Lab], folder_of: Callable[[Lab], Path],
                              exit_code=exc.exit_code)
     else:
         seconds["load"] = time.perf_counter() - start
-        result = _apply(lab, folder_of(lab), trigger, apply, seconds)
+        folder = folder_of(lab)
+        try:
+            platform_map = platforms(folder) if platforms is not None else None
+        except PlatformMapError as exc:
+            result = RegenResult(False, lab.name, folder, trigger, error=str(exc).splitlines()[0],
+                                 problems=exc.problems, exit_code=exc.exit_code)
+        else:
+            result = _apply(lab, folder, trigger, apply, seconds, platform_map)
     result.seconds = {**seconds, **result.seconds, "total": time.perf_counter() - start}
     if result.folder is not None and (result.folder / RUNTIME_FILE).exists():
         result.running = result.running or bool(running_nodes(result.folder))
@@ -332,12 +350,16 @@ def regenerate(load: Callable[[], Lab], folder_of: Callable[[Lab], Path],
 
 
 def _apply(lab: Lab, folder: Path, trigger: str, apply: bool,
-           seconds: dict[str, float]) -> RegenResult:
+           seconds: dict[str, float], platforms: PlatformMap | None = None) -> RegenResult:
     folder.mkdir(parents=True, exist_ok=True)
     with regen_lock(folder), staged_secrets(folder) as stage:
         mark = time.perf_counter()
         try:
-            pv = preview(lab, folder, stage)
+            pv = preview(lab, folder, stage, platforms)
+        except InventoryError as exc:  # containerlab's limits or schema refused the lab
+            return RegenResult(False, lab.name, folder, trigger,
+                               error=f"{exc.source}: the lab cannot be generated",
+                               problems=[str(p) for p in exc.problems], exit_code=exc.exit_code)
         except (ValueError, KeyError) as exc:  # a generator refused the model
             return RegenResult(False, lab.name, folder, trigger, error=f"render failed: {exc}",
                                exit_code=1)
