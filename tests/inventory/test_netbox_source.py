@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -367,3 +368,67 @@ def test_settings_follow_the_selection(netbox: dict[str, str], seeded: object) -
     assert (settings.lab, settings.enterprise) == ("plant-brno", "northwind")
     lab = build_lab(data, settings, "test")
     assert {d.site for d in lab.devices} == {"plant-brno"}
+
+
+class Cleanup:
+    """Deletes what a test made in NetBox, last made first."""
+
+    def __init__(self, netbox: dict[str, str]) -> None:
+        self.url = netbox["url"].rstrip("/")
+        self.session = requests.Session()
+        self.session.trust_env = False  # loopback only: no proxy from the environment
+        self.session.headers["Authorization"] = f"Bearer {netbox['token']}"
+        self.made: list[tuple[str, int]] = []
+
+    def delete_all(self) -> None:
+        for endpoint, obj_id in reversed(self.made):
+            app, name = endpoint.split(".", 1)
+            resp = self.session.delete(f"{self.url}/api/{app}/{name}/{obj_id}/", timeout=60)
+            assert resp.status_code in (204, 404), resp.text
+
+
+@pytest.fixture
+def lab_ports(netbox: dict[str, str], seeded: object) -> Iterator[dict[str, Any]]:
+    """Tag `dtn-lab-port` on both ends of two Brno cables and on one end of a third."""
+    api, cleanup = Api(netbox), Cleanup(netbox)
+    tag = api.make("extras.tags", name="dtn-lab-port", slug="dtn-lab-port", color="00aa00")
+    cleanup.made.append(("extras.tags", tag))  # deleting the tag untags its interfaces
+    cables = api.client.list_all("dcim.cables", {"site": "plant-brno", "ordering": "id"})[:3]
+    ends = [[t["object"] for t in c["a_terminations"] + c["b_terminations"]] for c in cables]
+    tagged = ends[0] + ends[1] + ends[2][:1]
+    interfaces = {i["id"]: i for i in api.client.list_all(
+        "dcim.interfaces", {"id": [e["id"] for e in tagged]})}
+    api.client.patch("dcim.interfaces", [
+        {"id": i, "tags": [t["id"] for t in interfaces[i]["tags"]] + [tag]} for i in interfaces])
+    try:
+        yield {"tagged": {(e["device"]["name"], e["name"]) for e in tagged},
+               "linked": {frozenset((e["device"]["name"], e["name"]) for e in pair)
+                          for pair in ends[:2]}}
+    finally:
+        cleanup.delete_all()
+
+
+@pytest.mark.netbox
+def test_interface_tags_select_the_lab_interfaces(
+    netbox: dict[str, str], lab_ports: dict[str, Any], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    lab = load(netbox, sites=["plant-brno"], interface_tags=["dtn-lab-port"])
+    full = load(netbox, sites=["plant-brno"])
+    assert [d.id for d in lab.devices] == [d.id for d in full.devices]  # devices: all of them
+    names = {d.id: d.name for d in lab.devices}
+    assert {(names[d.id], i.name) for d in lab.devices for i in d.interfaces} == lab_ports[
+        "tagged"]
+    # A cable is a link when both its ends were selected; the half-tagged one is outside.
+    assert {frozenset({(names[lk.a.device], lk.a.interface), (names[lk.b.device], lk.b.interface)})
+            for lk in lab.links} == lab_ports["linked"]
+    # The CLI's --interface-tag, and an export of that selection, give the same lab.
+    monkeypatch.setenv("NETBOX_URL", netbox["url"])
+    monkeypatch.setenv("NETBOX_TOKEN", netbox["token"])
+    out = tmp_path / "ports.yaml"
+    assert main(["netbox", "export", "--site", "plant-brno", "--interface-tag", "dtn-lab-port",
+                 "--lab", "demo-plant", "--out", str(out)]) == 0
+    assert FileSource(out).load() == lab
+    assert main(["validate", "--netbox", "--site", "plant-brno", "--lab", "demo-plant",
+                 "--interface-tag", "dtn-lab-port"]) == 0
+    assert "20 devices (" in capsys.readouterr().out
