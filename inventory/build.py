@@ -232,7 +232,7 @@ class LabBuilder:
         """The device's twin profile; None when it has none, False when it is invalid."""
         context = device.get("config_context")
         if context is None:
-            context = self._rendered_context(device)
+            context = self.merged_context(device)
         raw = context.get("dtnlab")
         if raw is None:
             return None
@@ -247,7 +247,9 @@ class LabBuilder:
             self._profiles[cache_key] = profile
         return profile
 
-    def _rendered_context(self, device: NetBoxObject) -> dict[str, Any]:
+    def merged_context(self, device: NetBoxObject) -> dict[str, Any]:
+        """The device's config context merged from the inventory's config contexts, as NetBox
+        renders it (used when the device has no rendered `config_context` of its own)."""
         local = device.get("local_context_data")
         key = (
             tuple(_ref_key(device.get(f)) for f in (
