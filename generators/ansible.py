@@ -19,7 +19,7 @@ def group_name(*parts: str) -> str:
 
 def render(lab: Lab, secrets: LabSecrets) -> dict[str, str]:
     hosts: dict[str, dict[str, Any]] = {}
-    groups: dict[str, dict[str, dict[str, None]]] = {}
+    groups: dict[str, dict[str, None]] = {}
     for d in lab.devices:
         # Prefixed names: `serial` and `tags` are reserved by ansible.
         host_vars: dict[str, Any] = {

@@ -98,7 +98,7 @@ def unified_diff(lab_dir: Path, files: dict[str, str], inventory_digest: str) ->
     """A unified diff from what is on disk to what a write would leave there."""
     wanted = with_manifest(files, inventory_digest)
     result = plan_files(lab_dir, wanted)
-    chunks = []
+    chunks: list[str] = []
     for rel in result.created + result.changed + result.removed:
         old = _current(lab_dir / rel) or ""
         new = wanted.get(rel, "")

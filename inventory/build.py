@@ -243,7 +243,7 @@ class LabBuilder:
         if cache_key in self._profiles:
             return self._profiles[cache_key]
         profile = self._validate_profile(raw, name)
-        if profile and cache_key:
+        if isinstance(profile, TwinProfile) and cache_key:
             self._profiles[cache_key] = profile
         return profile
 
@@ -342,8 +342,9 @@ class LabBuilder:
         for position, device in enumerate(self.idx["dcim.devices"].objects, 1):
             name = device.get("name")
             problem = name_problem(name)
-            if problem:
-                self.problems.add("dcim.devices", label(device, position), "name", problem)
+            if problem or not isinstance(name, str):
+                self.problems.add("dcim.devices", label(device, position), "name",
+                                  problem or "is not a string")
                 continue
             site_ref = ref_label(device.get("site"))
             seen_names[(site_ref, name)] += 1
@@ -582,7 +583,8 @@ class LabBuilder:
                               f"ends on {what} ({kind}); only interface-to-interface cables "
                               "can become lab links")
             return None
-        obj = term.get("object") if isinstance(term.get("object"), dict) else term
+        nested = term.get("object")
+        obj: NetBoxObject = nested if isinstance(nested, dict) else term
         hit = interfaces.get(term.get("object_id")) if "object_id" in term else None
         if hit is None:
             dev = obj.get("device")

@@ -83,7 +83,8 @@ def shape_problems(data: dict[str, Any], name: str) -> list[Problem]:
 
 
 def _kind(value: object) -> str:
-    return {dict: "mapping", list: "list", str: "string"}.get(type(value), type(value).__name__)
+    names: dict[type, str] = {dict: "mapping", list: "list", str: "string"}
+    return names.get(type(value), type(value).__name__)
 
 
 def lab_settings(
