@@ -128,8 +128,11 @@ class Plant:
 
 
 @pytest.fixture(scope="module")
-def context_site(netbox: dict[str, str]) -> Iterator[str]:
-    """A site whose devices get config contexts by tag, location, platform and local data."""
+def context_site(netbox: dict[str, str], seeded: object) -> Iterator[str]:
+    """A site whose devices get config contexts by tag, location, platform and local data.
+
+    After the demo plant (`seeded`), whose NetBox ids other tests compare with the file's.
+    """
     nb = Plant(netbox)
     try:
         tag = nb.make("extras.tags", name="ctx-hot", slug="ctx-hot", color="ff0000")
@@ -150,8 +153,7 @@ def context_site(netbox: dict[str, str]) -> Iterator[str]:
             ("ctx-bay", {"level": "bay", "deep": {"b": 2}}, 200, {"locations": [bay]}),
             ("ctx-platform", {"dtnlab": {"heartbeat_s": 30}, "list": [2, 3]}, 300,
              {"platforms": [platform]}),
-            ("ctx-tag", {"level": "tag", "dtnlab": {"protocol": "opcua"}}, 50,
-             {"tags": ["ctx-hot"]}),
+            ("ctx-tag", {"level": "tag", "tagged": {"by": "tag"}}, 50, {"tags": ["ctx-hot"]}),
             ("ctx-both", {"both": True}, 400, {"sites": [site], "platforms": [platform]}),
             ("ctx-off", {"level": "off"}, 999, {"sites": [site], "is_active": False}),
         ]:
@@ -185,4 +187,5 @@ def test_the_merge_equals_netbox_rendering(netbox: dict[str, str], context_site:
     assert rendered["CTX-AREA"]["dtnlab"]["period_s"] == 9
     assert rendered["CTX-LINE"]["level"] == "area"
     assert rendered["CTX-SITE"]["level"] == "site"  # the tag's (weight 50) goes first
-    assert rendered["CTX-SITE"]["dtnlab"]["protocol"] == "opcua"
+    assert rendered["CTX-SITE"]["tagged"] == {"by": "tag"}
+    assert "tagged" not in rendered["CTX-LINE"]
