@@ -7,12 +7,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import requests
 
 from dtnlab.inventory.build import LabBuilder
 from dtnlab.inventory.model import Settings
-from dtnlab.inventory.netbox_client import NetBoxClient
 from dtnlab.inventory.netbox_source import NetBoxSource
+from tests.inventory.netbox_objects import MadeObjects
 
 CATALOGUE: dict[str, list[dict[str, Any]]] = {
     "extras.tags": [{"id": 1, "name": "Hot", "slug": "hot"}, {"id": 2, "name": "Cold",
@@ -104,36 +103,13 @@ def test_local_context_data_goes_on_top_of_every_context() -> None:
 
 
 # -- the same contexts in a real NetBox ------------------------------------------------------
-class Plant:
-    """Objects made in NetBox for one test module, deleted (last made first) afterwards."""
-
-    def __init__(self, netbox: dict[str, str]) -> None:
-        self.client = NetBoxClient(netbox["url"], netbox["token"])
-        self.session = requests.Session()
-        self.session.trust_env = False
-        self.session.headers["Authorization"] = f"Bearer {netbox['token']}"
-        self.url = netbox["url"].rstrip("/")
-        self.made: list[tuple[str, int]] = []
-
-    def make(self, endpoint: str, **fields: Any) -> int:
-        obj_id = int(self.client.post(endpoint, [fields])[0]["id"])
-        self.made.append((endpoint, obj_id))
-        return obj_id
-
-    def remove(self) -> None:
-        for endpoint, obj_id in reversed(self.made):
-            app, name = endpoint.split(".", 1)
-            resp = self.session.delete(f"{self.url}/api/{app}/{name}/{obj_id}/", timeout=60)
-            assert resp.status_code in (204, 404), resp.text
-
-
 @pytest.fixture(scope="module")
 def context_site(netbox: dict[str, str], seeded: object) -> Iterator[str]:
     """A site whose devices get config contexts by tag, location, platform and local data.
 
     After the demo plant (`seeded`), whose NetBox ids other tests compare with the file's.
     """
-    nb = Plant(netbox)
+    nb = MadeObjects(netbox)
     try:
         tag = nb.make("extras.tags", name="ctx-hot", slug="ctx-hot", color="ff0000")
         site = nb.make("dcim.sites", name="Ctx Works", slug="ctx-works")
@@ -167,7 +143,7 @@ def context_site(netbox: dict[str, str], seeded: object) -> Iterator[str]:
         nb.make("dcim.devices", name="CTX-SITE", tags=[tag], **common)
         yield "ctx-works"
     finally:
-        nb.remove()
+        nb.delete_all()
 
 
 @pytest.mark.netbox

@@ -24,6 +24,7 @@ from dtnlab.inventory.netbox_shape import cables_from_terminations
 from dtnlab.inventory.netbox_source import NetBoxSource
 from dtnlab.inventory.source import FileSource, lab_settings
 from tests.inventory.conftest import load_replay
+from tests.inventory.netbox_objects import MadeObjects
 
 # The replay file netbox_replay/demo.json.gz holds the answers of the real NetBox to a fetch of
 # the seeded demo plant (sites plant-aarhus and plant-brno), recorded with RecordingAdapter.
@@ -370,29 +371,12 @@ def test_settings_follow_the_selection(netbox: dict[str, str], seeded: object) -
     assert {d.site for d in lab.devices} == {"plant-brno"}
 
 
-class Cleanup:
-    """Deletes what a test made in NetBox, last made first."""
-
-    def __init__(self, netbox: dict[str, str]) -> None:
-        self.url = netbox["url"].rstrip("/")
-        self.session = requests.Session()
-        self.session.trust_env = False  # loopback only: no proxy from the environment
-        self.session.headers["Authorization"] = f"Bearer {netbox['token']}"
-        self.made: list[tuple[str, int]] = []
-
-    def delete_all(self) -> None:
-        for endpoint, obj_id in reversed(self.made):
-            app, name = endpoint.split(".", 1)
-            resp = self.session.delete(f"{self.url}/api/{app}/{name}/{obj_id}/", timeout=60)
-            assert resp.status_code in (204, 404), resp.text
-
-
 @pytest.fixture
 def lab_ports(netbox: dict[str, str], seeded: object) -> Iterator[dict[str, Any]]:
     """Tag `dtn-lab-port` on both ends of two Brno cables and on one end of a third."""
-    api, cleanup = Api(netbox), Cleanup(netbox)
+    api = MadeObjects(netbox)
+    # Deleting the tag afterwards untags its interfaces.
     tag = api.make("extras.tags", name="dtn-lab-port", slug="dtn-lab-port", color="00aa00")
-    cleanup.made.append(("extras.tags", tag))  # deleting the tag untags its interfaces
     cables = api.client.list_all("dcim.cables", {"site": "plant-brno", "ordering": "id"})[:3]
     ends = [[t["object"] for t in c["a_terminations"] + c["b_terminations"]] for c in cables]
     tagged = ends[0] + ends[1] + ends[2][:1]
@@ -405,7 +389,7 @@ def lab_ports(netbox: dict[str, str], seeded: object) -> Iterator[dict[str, Any]
                "linked": {frozenset((e["device"]["name"], e["name"]) for e in pair)
                           for pair in ends[:2]}}
     finally:
-        cleanup.delete_all()
+        api.delete_all()
 
 
 @pytest.mark.netbox
