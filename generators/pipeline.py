@@ -15,6 +15,7 @@ from dtnlab.inventory.model import Lab
 
 from .platforms import PlatformMap
 from .registry import CHECKING, Renderer, select
+from .secret_files import Pending
 from .secrets import LabSecrets, ensure_secrets
 
 SECRETS_DIR = "secrets"
@@ -53,10 +54,9 @@ def paused_gc() -> Iterator[None]:
             gc.enable()
 
 
-def _timed(renderer: Renderer, lab: Lab,
-           secrets: LabSecrets | None) -> tuple[dict[str, str], float]:
+def _timed(renderer: Renderer, lab: Lab, secrets: LabSecrets) -> tuple[dict[str, str], float]:
     start = time.perf_counter()
-    output = renderer(lab, secrets)  # type: ignore[arg-type]  # CHECKING ones read no secrets
+    output = renderer(lab, secrets)
     return output, time.perf_counter() - start
 
 
@@ -64,8 +64,9 @@ def render_lab(lab: Lab, lab_dir: Path, only: list[str] | None = None,
                platforms: PlatformMap | None = None) -> Rendered:
     """Render the chosen generators; the lab's secrets are created or loaded on the way.
 
-    The checking generators (the topology) run first: a lab they refuse raises before anything,
-    secrets included, is written.
+    Secrets are worked out in memory first and written only after the checking generators (the
+    topology) have accepted the lab: a refused lab leaves nothing behind. The Mosquitto
+    password hashes, meanwhile, are already being computed.
 
     Args:
         lab: the lab model.
@@ -78,15 +79,20 @@ def render_lab(lab: Lab, lab_dir: Path, only: list[str] | None = None,
     """
     timings: dict[str, float] = {}
     chosen = select(only, platforms)
-    outputs: dict[str, tuple[dict[str, str], float]] = {
-        name: _timed(renderer, lab, None) for name, renderer in chosen.items()
-        if name in CHECKING}
     start = time.perf_counter()
-    secrets: LabSecrets = ensure_secrets(lab, lab_dir / SECRETS_DIR)
+    writes: Pending = []
+    secrets: LabSecrets = ensure_secrets(lab, lab_dir / SECRETS_DIR, writes)
     timings["secrets"] = time.perf_counter() - start
+    outputs: dict[str, tuple[dict[str, str], float]] = {}
     with ThreadPoolExecutor(max_workers=1) as pool:
         background = {name: pool.submit(_timed, renderer, lab, secrets)
                       for name, renderer in chosen.items() if name in OFF_GIL}
+        for name in CHECKING & chosen.keys():
+            outputs[name] = _timed(chosen[name], lab, secrets)  # raises on a refused lab
+        start = time.perf_counter()
+        for write in writes:
+            write()
+        timings["secrets"] += time.perf_counter() - start
         for name, renderer in chosen.items():
             if name not in background and name not in outputs:
                 outputs[name] = _timed(renderer, lab, secrets)

@@ -19,8 +19,8 @@ GENERATORS: dict[str, Renderer] = {
     "twins": twins.render,
     "ansible": ansible.render,
 }
-# Generators that need no secrets and may refuse a lab (containerlab's limits and schema): they
-# run before the lab's secrets are created, so a refused lab leaves nothing behind.
+# Generators that may refuse a lab (containerlab's limits and schema): they run before the lab's
+# secrets are written, so a refused lab leaves nothing behind.
 CHECKING = frozenset({"topology"})
 
 

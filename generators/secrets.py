@@ -10,7 +10,7 @@ from pathlib import Path
 
 from dtnlab.inventory.model import Lab
 
-from .secret_files import write_secret
+from .secret_files import Pending, later, write_secret
 from .tls import TlsMaterial, ensure_tls
 
 RUNTIME_USER = "dtn-runtime"
@@ -60,34 +60,45 @@ def _read_json(path: Path) -> dict[str, str]:
     return {str(k): str(v) for k, v in data.items()}
 
 
-def ensure_secrets(lab: Lab, folder: Path) -> LabSecrets:
+def ensure_secrets(lab: Lab, folder: Path, pending: Pending | None = None) -> LabSecrets:
     """Load the lab's secrets, adding what new devices need; existing ones are never changed.
 
     Credentials of devices no longer in the lab are dropped, so they stop working at the broker.
+
+    Args:
+        lab: the lab.
+        folder: its secrets folder.
+        pending: when given, every file write is queued here instead of done: the caller runs
+            them once it knows the lab will be written (None: write now).
     """
     users = [d.id for d in lab.twins] + [RUNTIME_USER, API_USER]
     stored = _read_json(folder / PASSWORDS_FILE)
     passwords = {user: stored.get(user) or secrets.token_urlsafe(24) for user in sorted(users)}
     if passwords != stored:
-        write_secret(folder / PASSWORDS_FILE, json.dumps(passwords, indent=1, sort_keys=True))
+        later(pending, write_secret, folder / PASSWORDS_FILE,
+              json.dumps(passwords, indent=1, sort_keys=True))
     changed = {u for u, pw in passwords.items() if stored.get(u) not in (None, pw)}
-    _write_device_passwords(folder / DEVICE_PASSWORDS_DIR, passwords, changed)
+    later(pending, _write_device_passwords, folder / DEVICE_PASSWORDS_DIR, passwords, changed)
     if not (folder / DB_PASSWORD_FILE).exists():
-        write_secret(folder / DB_PASSWORD_FILE, secrets.token_urlsafe(24))
+        later(pending, write_secret, folder / DB_PASSWORD_FILE, secrets.token_urlsafe(24))
     if not (folder / WEBHOOK_SECRET_FILE).exists():
-        write_secret(folder / WEBHOOK_SECRET_FILE, secrets.token_urlsafe(32))
+        later(pending, write_secret, folder / WEBHOOK_SECRET_FILE, secrets.token_urlsafe(32))
     jwt_path = folder / JWT_KEY_FILE
-    if not jwt_path.exists():
-        write_secret(jwt_path, secrets.token_urlsafe(48))
+    if jwt_path.exists():
+        jwt_key = jwt_path.read_text().strip()
+    else:
+        jwt_key = secrets.token_urlsafe(48)
+        later(pending, write_secret, jwt_path, jwt_key)
     api_stored = _read_json(folder / API_USERS_FILE)
     api_passwords = {u: api_stored.get(u) or secrets.token_urlsafe(16)
                      for u in ("admin", "operator", "viewer")}
     if api_passwords != api_stored:
-        write_secret(folder / API_USERS_FILE, json.dumps(api_passwords, indent=1, sort_keys=True))
+        later(pending, write_secret, folder / API_USERS_FILE,
+              json.dumps(api_passwords, indent=1, sort_keys=True))
     return LabSecrets(
         folder=folder,
         mqtt_passwords=passwords,
-        jwt_key=jwt_path.read_text().strip(),
+        jwt_key=jwt_key,
         api_passwords=api_passwords,
-        tls=ensure_tls(lab, folder),
+        tls=ensure_tls(lab, folder, pending),
     )
