@@ -67,7 +67,10 @@ def bench_inventory(devices: int) -> dict[str, Any]:
 
 
 def credentials() -> tuple[str, str]:
+    """NETBOX_URL and NETBOX_TOKEN from the environment, else the env file of `make netbox`."""
     url, token = os.environ.get("NETBOX_URL", ""), os.environ.get("NETBOX_TOKEN", "")
+    if url and token:
+        return url, token  # an existing NetBox: there may be no env file at all
     home = Path(os.environ.get("DTN_NETBOX_HOME") or REPO / ".netbox")
     saved = dict(line.split("=", 1) for line in (home / "netbox.env").read_text().splitlines()
                  if "=" in line and not line.startswith("#"))

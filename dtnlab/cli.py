@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 
+from dtnlab.generators.platforms import PlatformMapError
 from dtnlab.inventory.errors import InventoryError
 from dtnlab.inventory.netbox_client import NetBoxError
 
@@ -37,6 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     except NetBoxError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except PlatformMapError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return PlatformMapError.exit_code
     except KeyboardInterrupt:
         return 130
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from dtnlab.generators import writer
 from dtnlab.generators.pipeline import SECRETS_DIR, Rendered, paused_gc, render_lab
+from dtnlab.generators.platforms import PlatformMap, PlatformMapError
 from dtnlab.inventory.errors import InventoryError
 from dtnlab.inventory.model import Lab
 from dtnlab.inventory.netbox_client import NetBoxError
@@ -129,14 +130,14 @@ def twin_plan(old: dict[str, str], new: dict[str, str], broker_reload: bool) -> 
                          tuple(sorted({*plan.unchanged, *same})), broker_reload, plan.details)
 
 
-def preview(lab: Lab, folder: Path, stage: Path) -> Preview:
+def preview(lab: Lab, folder: Path, stage: Path, platforms: PlatformMap | None = None) -> Preview:
     """Render `lab` against the staged secrets and compare with what the lab folder holds.
 
     Raises:
         InventoryError: a generator's checks refuse the lab (a topology that cannot be built).
         ValueError, KeyError: a generator cannot render the model.
     """
-    rendered = render_lab(lab, stage)
+    rendered = render_lab(lab, stage, platforms=platforms)
     files = writer.plan(folder, rendered.files, rendered.inventory_digest)
     touched = set(files.created) | set(files.changed) | set(files.removed)
     broker = any(p in touched for p in BROKER_FILES)
@@ -159,7 +160,8 @@ def write_status(folder: Path, result: RegenResult) -> None:
 @paused_gc()
 def regenerate(load: Callable[[], Lab], folder_of: Callable[[Lab], Path],
                fallback_folder: Path | None, trigger: str = "cli",
-               apply: bool = True) -> RegenResult:
+               apply: bool = True,
+               platforms: Callable[[Path], PlatformMap] | None = None) -> RegenResult:
     """Read the inventory again and bring the lab folder and the running lab in step with it.
 
     Args:
@@ -168,6 +170,7 @@ def regenerate(load: Callable[[], Lab], folder_of: Callable[[Lab], Path],
         fallback_folder: where to record a failure when the inventory cannot even be loaded.
         trigger: who asked (cli, webhook, watch), recorded in run/regen.json.
         apply: signal the running lab (False: write the files only).
+        platforms: the platform map for a lab folder (None: the shipped map).
 
     Returns:
         The result, recorded in run/regen.json of a generated lab whatever the outcome; on
@@ -181,7 +184,11 @@ def regenerate(load: Callable[[], Lab], folder_of: Callable[[Lab], Path],
         lab = load()
         seconds["load"] = time.perf_counter() - start
         folder = folder_of(lab)
-        result = _apply(lab, folder, trigger, apply, seconds)
+        platform_map = platforms(folder) if platforms is not None else None
+        result = _apply(lab, folder, trigger, apply, seconds, platform_map)
+    except PlatformMapError as exc:
+        result = _failed(lab, folder, trigger, str(exc).splitlines()[0], exc.problems,
+                         exc.exit_code)
     except InventoryError as exc:
         result = _refused(exc, lab, folder, trigger, "the inventory does not validate")
     except NetBoxError as exc:
@@ -200,13 +207,13 @@ def regenerate(load: Callable[[], Lab], folder_of: Callable[[Lab], Path],
 
 
 def _apply(lab: Lab, folder: Path, trigger: str, apply: bool,
-           seconds: dict[str, float]) -> RegenResult:
+           seconds: dict[str, float], platforms: PlatformMap | None = None) -> RegenResult:
     folder.mkdir(parents=True, exist_ok=True)
     with regen_lock(folder), staged_secrets(folder) as stage:
         pending = bool((last_attempt(folder) or {}).get("apply_pending"))
         mark = time.perf_counter()
         try:
-            pv = preview(lab, folder, stage)
+            pv = preview(lab, folder, stage, platforms)
         except InventoryError as exc:  # a topology check: the lab loads but cannot be built
             return _refused(exc, lab, folder, trigger, "the regenerated lab fails its checks")
         except (ValueError, KeyError) as exc:  # a generator refused the model

@@ -35,6 +35,14 @@ def record_devices(folder: Path, lab: Lab) -> None:
         _write(path, {**doc, "devices": devices, "device_names": names})
 
 
+def recorded_platform_map(folder: Path) -> Path | None:
+    """The platform map the lab was brought up with: `--platform-map` in run/regen-source.json."""
+    argv = [str(a) for a in (read_json(folder / SOURCE_FILE) or {}).get("argv") or []]
+    if "--platform-map" in argv[:-1]:
+        return Path(argv[argv.index("--platform-map") + 1])
+    return None
+
+
 def record_source(folder: Path, argv: list[str], selection: dict[str, Any], lab: Lab,
                   netbox: bool) -> None:
     """Record at `up` how this lab regenerates (the runtime re-runs `dtnlab regen ARGV`).

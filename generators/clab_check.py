@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import ipaddress
-import json
 import os
 import re
 from collections import Counter
-from functools import cache
 from pathlib import Path
 from typing import Any
 
-from jsonschema import Draft7Validator
-from jsonschema.exceptions import best_match
-
 from dtnlab.runtime.providers.clab_files import bind_parts
 
+from .clab_schema import schema_errors
 from .clab_services import long_name
 from .topology import (
     RESERVED_NODE_NAMES,
@@ -24,63 +20,9 @@ from .topology import (
     node_name_problem,
 )
 
-SCHEMA_ENV = "DTN_CLAB_SCHEMA"
-# containerlab's own topology schema (BSD-3-Clause), shipped so topologies are checked offline.
-DEFAULT_SCHEMA = Path(__file__).with_name("clab.schema.json")
-# Python's `re` has no \p{..} classes; letters and digits of any script are exactly [^\W_].
-UNICODE_ALNUM = (r"[\p{N}\p{L}]", r"[^\W_]")
-MAX_MESSAGE = 300  # jsonschema quotes whole instances; a node's repr can fill a screen
 NO_PROXY_DEFAULTS = ("localhost", "127.0.0.1", "::1", "*.local")
 
 
-def schema_path() -> Path:
-    """containerlab's schema: $DTN_CLAB_SCHEMA, else the copy shipped beside this module."""
-    override = os.environ.get(SCHEMA_ENV)
-    return Path(override) if override else DEFAULT_SCHEMA
-
-
-def _python_patterns(node: Any) -> Any:
-    """The schema with every regex rewritten for Python's `re` (see UNICODE_ALNUM)."""
-    if isinstance(node, dict):
-        fixed: dict[str, Any] = {}
-        for key, value in node.items():
-            if key == "pattern" and isinstance(value, str):
-                fixed[key] = value.replace(*UNICODE_ALNUM)
-            elif key == "patternProperties" and isinstance(value, dict):
-                fixed[key] = {k.replace(*UNICODE_ALNUM): _python_patterns(v)
-                              for k, v in value.items()}
-            else:
-                fixed[key] = _python_patterns(value)
-        return fixed
-    if isinstance(node, list):
-        return [_python_patterns(item) for item in node]
-    return node
-
-
-@cache
-def _validator(path: Path) -> Draft7Validator:
-    try:
-        schema = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise FileNotFoundError(f"containerlab schema not found at {path}; set {SCHEMA_ENV} "
-                                "to the path of clab.schema.json") from None
-    schema = _python_patterns(schema)
-    Draft7Validator.check_schema(schema)
-    return Draft7Validator(schema)
-
-
-def schema_errors(doc: dict[str, Any]) -> list[str]:
-    """Errors of `doc` against containerlab's JSON schema, one line each, path first."""
-    errors = []
-    for top in _validator(schema_path()).iter_errors(doc):
-        # A node is `oneOf: [null, node-config]`: report the branch that nearly matched.
-        err = best_match([top]) or top
-        where = "/".join(str(p) for p in err.absolute_path) or "<root>"
-        message = err.message
-        if len(message) > MAX_MESSAGE:
-            message = message[:MAX_MESSAGE] + "..."
-        errors.append(f"schema: {where}: {message}")
-    return sorted(errors)
 
 
 def _bind_problem(bind: str) -> str | None:
@@ -193,7 +135,7 @@ def check_topology(doc: dict[str, Any]) -> list[str]:
     Returns:
         One line per problem; empty when the topology is fine.
     """
-    problems = schema_errors(doc)
+    problems = [str(e) for e in schema_errors(doc)]
     lab = str(doc.get("name", ""))
     topology: dict[str, Any] = doc.get("topology") or {}
     if not isinstance(topology, dict):

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import jinja2
 
+# Beside the generators in both layouts: the repository's templates/ in a checkout (and an
+# editable install), the package data dtnlab/templates/ of an installed wheel (pyproject.toml).
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
 

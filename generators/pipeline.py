@@ -13,7 +13,9 @@ from pathlib import Path
 
 from dtnlab.inventory.model import Lab
 
-from .registry import Renderer, select
+from .platforms import PlatformMap
+from .registry import CHECKING, Renderer, select
+from .secret_files import Pending
 from .secrets import LabSecrets, ensure_secrets
 
 SECRETS_DIR = "secrets"
@@ -58,19 +60,41 @@ def _timed(renderer: Renderer, lab: Lab, secrets: LabSecrets) -> tuple[dict[str,
     return output, time.perf_counter() - start
 
 
-def render_lab(lab: Lab, lab_dir: Path, only: list[str] | None = None) -> Rendered:
-    """Create or load the lab's secrets, then render the chosen generators."""
+def render_lab(lab: Lab, lab_dir: Path, only: list[str] | None = None,
+               platforms: PlatformMap | None = None) -> Rendered:
+    """Render the chosen generators; the lab's secrets are created or loaded on the way.
+
+    Secrets are worked out in memory first and written only after the checking generators (the
+    topology) have accepted the lab: a refused lab leaves nothing behind. The Mosquitto
+    password hashes, meanwhile, are already being computed.
+
+    Args:
+        lab: the lab model.
+        lab_dir: the lab folder; its secrets/ is read and completed.
+        only: generator names (None: all).
+        platforms: the platform map of the topology (None: the shipped one).
+
+    Raises:
+        TopologyError: every problem that keeps the lab from being a containerlab topology.
+    """
     timings: dict[str, float] = {}
+    chosen = select(only, platforms)
     start = time.perf_counter()
-    secrets: LabSecrets = ensure_secrets(lab, lab_dir / SECRETS_DIR)
+    writes: Pending = []
+    secrets: LabSecrets = ensure_secrets(lab, lab_dir / SECRETS_DIR, writes)
     timings["secrets"] = time.perf_counter() - start
-    chosen = select(only)
     outputs: dict[str, tuple[dict[str, str], float]] = {}
     with ThreadPoolExecutor(max_workers=1) as pool:
         background = {name: pool.submit(_timed, renderer, lab, secrets)
                       for name, renderer in chosen.items() if name in OFF_GIL}
+        for name in CHECKING & chosen.keys():
+            outputs[name] = _timed(chosen[name], lab, secrets)  # raises on a refused lab
+        start = time.perf_counter()
+        for write in writes:
+            write()
+        timings["secrets"] += time.perf_counter() - start
         for name, renderer in chosen.items():
-            if name not in background:
+            if name not in background and name not in outputs:
                 outputs[name] = _timed(renderer, lab, secrets)
         outputs.update({name: future.result() for name, future in background.items()})
     files: dict[str, str] = {}

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from dtnlab.inventory.model import Device, Interface
 
+from .clab_schema import node_errors
 from .jinja import TEMPLATES
 
 DEFAULTS_FILE = Path(__file__).resolve().with_name("platforms.yml")
@@ -39,6 +40,8 @@ _DIGITS = re.compile(r"(\d+)")
 
 class PlatformMapError(ValueError):
     """A platform map file is unusable; every problem names the platform and the field."""
+
+    exit_code = 2  # the CLI's, as for an inventory that does not validate
 
     def __init__(self, source: str, problems: list[str]) -> None:
         self.source = source
@@ -102,6 +105,11 @@ class Platform(BaseModel):
             raise ValueError(f"template {value!r} not found in templates/{STARTUP_TEMPLATES}/")
         return value
 
+    def node_settings(self) -> dict[str, Any]:
+        """The settings this platform gives a containerlab node."""
+        settings = {"kind": self.kind, "image": self.image, "type": self.type, "cmd": self.cmd}
+        return {k: v for k, v in settings.items() if v is not None}
+
     @property
     def inline_emulator(self) -> bool:
         """True when a twinned device's node runs the emulator itself (no sidecar node)."""
@@ -163,7 +171,8 @@ def _read(path: Path) -> dict[str, Any]:
     for key in ("default", "platforms"):
         if data.get(key) is not None and not isinstance(data[key], dict):
             problems.append(f"{key}: must be a mapping")
-    for slug, entry in (data.get("platforms") or {}).items():
+    platforms = data.get("platforms")
+    for slug, entry in (platforms.items() if isinstance(platforms, dict) else ()):
         if not isinstance(entry, dict):
             problems.append(f"platform {slug!r}: must be a mapping of fields")
     if problems:
@@ -195,6 +204,12 @@ def _validate(raw: dict[str, Any], source: str) -> PlatformMap:
             platforms[slug] = Platform.model_validate(entry)
         except ValidationError as exc:
             problems.extend(_describe(f"platform {slug!r}", exc))
+    # containerlab's schema knows each kind's node types: check what a node would get.
+    for what, platform in [("default platform", default), *(
+            (f"platform {slug!r}", p) for slug, p in platforms.items())]:
+        errors = node_errors(platform.node_settings()) if platform is not None else []
+        problems.extend(f"{what} field {'/'.join(e.path) or '<entry>'!r}: {e.message} "
+                        "(containerlab's schema)" for e in errors)
     if problems or default is None:
         raise PlatformMapError(source, problems)
     return PlatformMap(default=default, platforms=platforms)

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dtnlab.inventory.model import Lab
 
 from . import ansible, mosquitto, topology, twins, uns
+from .platforms import PlatformMap
 from .secrets import LabSecrets
 
 Renderer = Callable[[Lab, LabSecrets], dict[str, str]]
@@ -18,14 +19,25 @@ GENERATORS: dict[str, Renderer] = {
     "twins": twins.render,
     "ansible": ansible.render,
 }
+# Generators that may refuse a lab (containerlab's limits and schema): they run before the lab's
+# secrets are written, so a refused lab leaves nothing behind.
+CHECKING = frozenset({"topology"})
 
 
-def select(names: list[str] | None) -> dict[str, Renderer]:
-    """Return the chosen generators (all when `names` is empty); unknown names list the valid."""
+def select(names: list[str] | None, platforms: PlatformMap | None = None) -> dict[str, Renderer]:
+    """Return the chosen generators (all when `names` is empty); unknown names list the valid.
+
+    Args:
+        names: generator names, or None for every generator.
+        platforms: the platform map the topology uses (None: the shipped one).
+    """
+    chosen = dict(GENERATORS)
+    if platforms is not None:
+        chosen["topology"] = topology.renderer(platforms)
     if not names:
-        return GENERATORS
+        return chosen
     unknown = [n for n in names if n not in GENERATORS]
     if unknown:
         raise KeyError(f"unknown generator {', '.join(unknown)}; "
                        f"supported generators are {', '.join(GENERATORS)}")
-    return {n: GENERATORS[n] for n in names}
+    return {n: chosen[n] for n in names}

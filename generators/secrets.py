@@ -12,7 +12,7 @@ from dtnlab.inventory.errors import InventoryError, Problem
 from dtnlab.inventory.model import Lab
 
 from .api_passwords import MIN_PASSWORD_CHARS, password_hashes
-from .secret_files import write_secret
+from .secret_files import Pending, later, write_secret
 from .tls import TlsMaterial, ensure_tls
 
 RUNTIME_USER = "dtn-runtime"
@@ -65,7 +65,7 @@ def _read_json(path: Path) -> dict[str, str]:
     return {str(k): str(v) for k, v in data.items()}
 
 
-def _api_passwords(lab: Lab, folder: Path) -> dict[str, str]:
+def _api_passwords(lab: Lab, folder: Path, pending: Pending | None) -> dict[str, str]:
     """Every API user of the lab's settings with its password; new users get a random one.
 
     Raises:
@@ -81,40 +81,53 @@ def _api_passwords(lab: Lab, folder: Path) -> dict[str, str]:
     if short:
         raise InventoryError(str(path), short)
     if passwords != stored:
-        write_secret(path, json.dumps(passwords, indent=1, sort_keys=True))
+        later(pending, write_secret, path, json.dumps(passwords, indent=1, sort_keys=True))
     return passwords
 
 
-def ensure_secrets(lab: Lab, folder: Path) -> LabSecrets:
+def ensure_secrets(lab: Lab, folder: Path, pending: Pending | None = None) -> LabSecrets:
     """Load the lab's secrets, adding what new devices need; existing ones are never changed.
 
     Credentials of devices no longer in the lab are dropped, so they stop working at the broker.
+
+    Args:
+        lab: the lab.
+        folder: its secrets folder.
+        pending: when given, every file write is queued here instead of done: the caller runs
+            them once it knows the lab will be written (None: write now).
     """
     users = [d.id for d in lab.twins] + [RUNTIME_USER, API_USER]
     stored = _read_json(folder / PASSWORDS_FILE)
     passwords = {user: stored.get(user) or secrets.token_urlsafe(24) for user in sorted(users)}
     if passwords != stored:
-        write_secret(folder / PASSWORDS_FILE, json.dumps(passwords, indent=1, sort_keys=True))
+        later(pending, write_secret, folder / PASSWORDS_FILE,
+              json.dumps(passwords, indent=1, sort_keys=True))
     changed = {u for u, pw in passwords.items() if stored.get(u) not in (None, pw)}
-    _write_device_passwords(folder / DEVICE_PASSWORDS_DIR, passwords, changed)
+    later(pending, _write_device_passwords, folder / DEVICE_PASSWORDS_DIR, passwords, changed)
     if not (folder / DB_PASSWORD_FILE).exists():
-        write_secret(folder / DB_PASSWORD_FILE, secrets.token_urlsafe(24))
+        db_password = secrets.token_urlsafe(24)
+        later(pending, write_secret, folder / DB_PASSWORD_FILE, db_password)
+    else:
+        db_password = (folder / DB_PASSWORD_FILE).read_text()
     if not (folder / DB_NODE_PASSWORD_FILE).exists():  # the password never changes once made
-        write_secret(folder / DB_NODE_PASSWORD_FILE, (folder / DB_PASSWORD_FILE).read_text())
+        later(pending, write_secret, folder / DB_NODE_PASSWORD_FILE, db_password)
     if not (folder / WEBHOOK_SECRET_FILE).exists():
-        write_secret(folder / WEBHOOK_SECRET_FILE, secrets.token_urlsafe(32))
+        later(pending, write_secret, folder / WEBHOOK_SECRET_FILE, secrets.token_urlsafe(32))
     jwt_path = folder / JWT_KEY_FILE
-    if not jwt_path.exists():
-        write_secret(jwt_path, secrets.token_urlsafe(48))
-    jwt_key = jwt_path.read_text().strip()
+    if jwt_path.exists():
+        jwt_key = jwt_path.read_text().strip()
+    else:
+        jwt_key = secrets.token_urlsafe(48)
+        later(pending, write_secret, jwt_path, jwt_key)
     known_hashes = _read_json(folder / API_HASHES_FILE)
-    api_hashes = password_hashes(_api_passwords(lab, folder), jwt_key, known_hashes)
+    api_hashes = password_hashes(_api_passwords(lab, folder, pending), jwt_key, known_hashes)
     if api_hashes != known_hashes:
-        write_secret(folder / API_HASHES_FILE, json.dumps(api_hashes, indent=1, sort_keys=True))
+        later(pending, write_secret, folder / API_HASHES_FILE,
+              json.dumps(api_hashes, indent=1, sort_keys=True))
     return LabSecrets(
         folder=folder,
         mqtt_passwords=passwords,
         jwt_key=jwt_key,
         api_password_hashes=api_hashes,
-        tls=ensure_tls(lab, folder),
+        tls=ensure_tls(lab, folder, pending),
     )

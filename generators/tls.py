@@ -15,7 +15,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from dtnlab.inventory.model import Lab
 
-from .secret_files import write_file, write_secret
+from .secret_files import Pending, later, write_file, write_secret
 
 CA_KEY = "ca.key"
 CA_CERT = "ca.crt"
@@ -44,7 +44,7 @@ def server_names(lab: Lab) -> tuple[list[str], list[str]]:
     return ["localhost", BROKER_NODE, f"clab-{lab.name}-broker"], ["127.0.0.1", "::1"]
 
 
-def ensure_tls(lab: Lab, folder: Path) -> TlsMaterial:
+def ensure_tls(lab: Lab, folder: Path, pending: Pending | None = None) -> TlsMaterial:
     """Load the lab's CA and server certificate, creating or renewing only what is unusable.
 
     The CA is made once. The server certificate is reissued only when it is missing, expired
@@ -54,21 +54,23 @@ def ensure_tls(lab: Lab, folder: Path) -> TlsMaterial:
     Args:
         lab: the lab; its name goes into the certificates.
         folder: the lab's secrets folder; keys are written with mode 0600.
+        pending: when given, file writes are queued here for the caller to run (see
+            secrets.ensure_secrets).
 
     Returns:
         The public certificates as PEM text and the path of the server key.
     """
     now = dt.datetime.now(dt.UTC)
-    ca_key = _load_or_create_key(folder / CA_KEY)
+    ca_key = _load_or_create_key(folder / CA_KEY, pending)
     ca_cert = _load_cert(folder / CA_CERT)
     if ca_cert is None or not _usable(ca_cert, ca_key, now):
         ca_cert = _issue_ca(lab, ca_key, now)
-        write_file(folder / CA_CERT, _pem(ca_cert), 0o644)
-    server_key = _load_or_create_key(folder / SERVER_KEY)
+        later(pending, write_file, folder / CA_CERT, _pem(ca_cert), 0o644)
+    server_key = _load_or_create_key(folder / SERVER_KEY, pending)
     server_cert = _load_cert(folder / SERVER_CERT)
     if server_cert is None or not _server_usable(lab, server_cert, server_key, ca_cert, now):
         server_cert = _issue_server(lab, server_key, ca_cert, ca_key, now)
-        write_file(folder / SERVER_CERT, _pem(server_cert), 0o644)
+        later(pending, write_file, folder / SERVER_CERT, _pem(server_cert), 0o644)
     return TlsMaterial(
         ca_cert=_pem(ca_cert), server_cert=_pem(server_cert), server_key_path=folder / SERVER_KEY
     )
@@ -78,12 +80,12 @@ def _pem(cert: x509.Certificate) -> str:
     return cert.public_bytes(serialization.Encoding.PEM).decode()
 
 
-def _load_or_create_key(path: Path) -> ec.EllipticCurvePrivateKey:
+def _load_or_create_key(path: Path, pending: Pending | None) -> ec.EllipticCurvePrivateKey:
     try:
         key = serialization.load_pem_private_key(path.read_bytes(), password=None)
     except FileNotFoundError:
         key = ec.generate_private_key(ec.SECP256R1())
-        write_secret(path, key.private_bytes(
+        later(pending, write_secret, path, key.private_bytes(
             serialization.Encoding.PEM,
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),

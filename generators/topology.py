@@ -12,6 +12,7 @@ from typing import Any
 from dtnlab.inventory.errors import InventoryError, Problem
 from dtnlab.inventory.model import Device, Lab, uns_path
 
+from .clab_schema import schema_errors
 from .clab_services import (
     BROKER,
     SERVICE_GRAPH_LEVEL,
@@ -250,7 +251,28 @@ class _Builder:
         topology: dict[str, Any] = {"nodes": self.nodes}
         if links:
             topology["links"] = links  # the schema wants at least one link when present
-        return {"name": lab.name, "mgmt": mgmt_section, "topology": topology}
+        document = {"name": lab.name, "mgmt": mgmt_section, "topology": topology}
+        self._schema(document)
+        if self.problems:
+            raise TopologyError(f"{TOPOLOGY_FILE} of lab {lab.name}", self.problems)
+        return document
+
+    def _schema(self, document: dict[str, Any]) -> None:
+        """containerlab's own JSON schema; a device node's errors name the device and platform."""
+        for error in schema_errors(document):
+            node = error.path[2] if error.path[:2] == ("topology", "nodes") and len(
+                error.path) > 2 else None
+            device = (self.by_id.get(node) or self.by_id.get(node.removesuffix(SIDECAR_SUFFIX))
+                      if node else None)
+            if device is None:
+                self.problems.append(Problem(TOPOLOGY_FILE, error.where, "schema",
+                                             f"containerlab's schema: {error.message}"))
+                continue
+            inside = "/".join(error.path[3:])
+            what = f"its node's {inside!r}" if inside else "its node"
+            self.problem(device, "platform", f"{what} breaks containerlab's schema: "
+                         f"{error.message} (platform {device.platform or 'default'} of the "
+                         "platform map)")
 
     def _device(self, device: Device, level: int, address: str | None, address_key: str,
                 taken: set[str]) -> None:

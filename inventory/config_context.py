@@ -34,7 +34,7 @@ def _tag_slugs(refs: list[Any], tags: Index) -> set[str]:
         else:
             tag = tags.get(ref)
             if tag is not None:
-                slugs.add(tag.get("slug", tag.get("name")))
+                slugs.add(str(tag.get("slug") or tag.get("name")))
     return slugs
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
@@ -33,7 +34,7 @@ class Problems:
             raise InventoryError(source, sorted(set(self.items), key=_order(self.items)))
 
 
-def _order(items: list[Problem]) -> object:
+def _order(items: list[Problem]) -> Callable[[Problem], int]:
     first_seen = {p: i for i, p in reversed(list(enumerate(items)))}
     return lambda p: first_seen[p]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from functools import lru_cache
 
 # MQTT wildcards and the topic separator, plus `$` (reserved for broker topics).
@@ -34,10 +35,14 @@ def _describe(name: object) -> str | None:
     if any(ord(c) < 32 or ord(c) == 127 for c in name):
         return f"{name!r} contains a control character"
     if not slugify(name):
-        return f"{name!r} has no letter or digit to make a slug from"
+        return f"{name!r} has no letter or digit that a slug (a-z, 0-9) can keep"
     return None
 
 
 def slugify(name: str) -> str:
-    """Lower-case, every run of other characters becomes one dash; no leading/trailing dash."""
+    """Lower-case ASCII: accents dropped (Île -> ile, Kühl -> kuhl), every run of other
+    characters becomes one dash, no leading or trailing dash."""
+    if not name.isascii():
+        name = "".join(c for c in unicodedata.normalize("NFKD", name)
+                       if not unicodedata.combining(c))
     return _NOT_SLUG.sub("-", name.lower()).strip("-")

@@ -42,12 +42,18 @@ def ordered(value: Any, key: str | None = None) -> Any:
 
 
 def canonical(data: dict[str, Any]) -> dict[str, Any]:
-    """The `dtnlab` settings, then every endpoint in ENDPOINTS order, objects by id."""
+    """The `dtnlab` settings, then every endpoint read in ENDPOINTS order, objects by id.
+
+    An endpoint the source left out stays out: `ipam.prefixes` absent (NetBox has no prefix)
+    and present but empty (no prefix holds a lab address) validate differently.
+    """
     out: dict[str, Any] = {}
     if data.get("dtnlab"):
         out["dtnlab"] = {k: data["dtnlab"][k] for k in sorted(data["dtnlab"])}
     for endpoint in ENDPOINTS:
-        objects = data.get(endpoint) or []
+        if endpoint not in data:
+            continue
+        objects = data[endpoint] or []
         out[endpoint] = [ordered(o) for o in sorted(objects, key=_id_order)]
     return out
 

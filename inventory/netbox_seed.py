@@ -9,7 +9,7 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .build import ENDPOINTS, IMPAIRMENT_FIELDS
+from .build import ENDPOINTS
 from .config_context import ASSIGNMENTS
 from .names import slugify
 from .netbox_client import NetBoxClient, NetBoxObject
@@ -29,6 +29,7 @@ from .netbox_seed_spec import (
 from .netbox_shape import CONTEXT_ENDPOINTS
 from .netbox_sync import EndpointSync, SyncResult, Wanted
 from .refs import Index, label
+from .wiring import IMPAIRMENT_FIELDS
 
 log = logging.getLogger(__name__)
 

@@ -282,6 +282,15 @@ class NetBoxSource:
         ends = {i["id"]: i for i in interfaces + (rows.get("far.interfaces") or [])}
         cables = cables_from_terminations(rows.get("dcim.cable-terminations") or [],
                                           cable_rows, ends)
+        if self.interface_tags:
+            # An interface the tag selection left out is outside the lab, even on a lab device:
+            # a cable to it is no link, as a cable to a device outside the selection is none.
+            kept = {i["id"] for i in interfaces}
+            left_out = {i["id"] for i in rows.get("far.interfaces") or []
+                        if ref_id(i.get("device")) in device_ids} - kept
+            cables = [c for c in cables if not any(
+                t.get("object_id") in left_out for t in c["a_terminations"] + c["b_terminations"]
+                if t.get("object_type") == "dcim.interface")]
         # The interface's `cable` only served to find the cables' ends.
         interfaces = [clean({k: v for k, v in i.items() if k != "cable"}) for i in interfaces]
         addresses = [clean(a) for a in addresses_in_lab(rows.get("ipam.ip-addresses") or [],
@@ -312,7 +321,10 @@ class NetBoxSource:
             "dcim.cables": cables,
             "ipam.ip-addresses": addresses,
         }
-        data["ipam.prefixes"] = prefixes_in_use(rows.get("ipam.prefixes") or [], addresses)
+        if rows.get("ipam.prefixes"):
+            # NetBox plans addresses with prefixes: the lab lists those its addresses are in,
+            # and an address in none of them is an error (build.py), as with a full dump.
+            data["ipam.prefixes"] = prefixes_in_use(rows["ipam.prefixes"], addresses)
         slugs = (tag_slugs_of(devices) | tag_slugs_of(interfaces) | tag_slugs_of(cables)
                  | set(self.tags))
         data["extras.config-contexts"] = contexts_in_scope(
@@ -322,5 +334,5 @@ class NetBoxSource:
             slugs |= {str(t.get("slug") if isinstance(t, dict) else t)
                       for t in context.get("tags") or []}
         data["extras.tags"] = [t for t in rows.get("extras.tags") or [] if t.get("slug") in slugs]
-        shaped = {ep: [clean(o) for o in data[ep]] for ep in ENDPOINTS}
+        shaped = {ep: [clean(o) for o in data[ep]] for ep in ENDPOINTS if ep in data}
         return {"dtnlab": lab_defaults(shaped, self.lab, self.sites), **shaped}

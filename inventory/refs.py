@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from .names import slugify
+
 NetBoxObject = dict[str, Any]
 
 
@@ -39,6 +41,29 @@ class Index:
         if isinstance(ref, str):
             return self._by_key.get(("slug", ref)) or self._by_key.get(("name", ref))
         return None
+
+
+def location_chain(location: NetBoxObject | None, locations: Index) -> list[NetBoxObject]:
+    """A location and its ancestors, top-level first (at most 32: a loop cannot hang it)."""
+    chain: list[NetBoxObject] = []
+    while location is not None and len(chain) < 32:
+        chain.insert(0, location)
+        location = locations.get(location.get("parent"))
+    return chain
+
+
+def tag_slugs(obj: NetBoxObject, tags: Index) -> list[str]:
+    """The slugs of an object's tags, sorted, whether given as ids, nested objects or slugs."""
+    slugs = []
+    for ref in obj.get("tags") or []:
+        tag = tags.get(ref)
+        if tag is not None:
+            slugs.append(tag.get("slug") or slugify(tag["name"]))
+        elif isinstance(ref, dict):
+            slugs.append(ref.get("slug") or slugify(ref.get("name", "")))
+        else:
+            slugs.append(str(ref))
+    return sorted(set(slugs))
 
 
 def key_of(obj: NetBoxObject) -> object:

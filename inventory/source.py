@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+import logging
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -13,6 +15,9 @@ from .build import ENDPOINTS, build_lab
 from .errors import InventoryError, Problem
 from .model import Lab, Settings
 from .names import slugify
+
+log = logging.getLogger(__name__)
+SETTINGS_KEY = "dtnlab"
 
 
 class InventorySource(Protocol):
@@ -38,12 +43,48 @@ def read_inventory_file(path: Path) -> dict[str, Any]:
         raise InventoryError(
             str(path), [Problem("file", path.name, "top level", "must be a mapping of endpoints")]
         )
-    unknown = sorted(k for k in data if k not in ENDPOINTS and k != "dtnlab")
-    if unknown:
-        problems = [Problem("file", path.name, key, "unknown endpoint; expected one of "
-                            + ", ".join(ENDPOINTS)) for key in unknown]
+    problems = shape_problems(data, path.name)
+    if problems:
         raise InventoryError(str(path), problems)
     return data
+
+
+def shape_problems(data: dict[str, Any], name: str) -> list[Problem]:
+    """What keeps a file's top level from being read; other endpoints of a dump are ignored.
+
+    A dump of a real NetBox holds endpoints dtnlab does not read (dcim.manufacturers,
+    dcim.regions, ...): they are logged and left alone, so the dump loads unchanged.
+    """
+    problems = []
+    unknown = sorted(str(k) for k in data if k not in ENDPOINTS and k != SETTINGS_KEY)
+    for key in unknown:
+        close = difflib.get_close_matches(key, ENDPOINTS, n=1, cutoff=0.9)
+        if close:
+            log.warning("%s: ignoring %s, which dtnlab does not read; did you mean %s?",
+                        name, key, close[0])
+    if unknown:
+        log.info("%s: ignoring endpoints dtnlab does not read: %s", name, ", ".join(unknown))
+    settings = data.get(SETTINGS_KEY)
+    if settings is not None and not isinstance(settings, dict):
+        problems.append(Problem("file", name, SETTINGS_KEY, "must be a mapping of settings"))
+    for endpoint in ENDPOINTS:
+        objects = data.get(endpoint)
+        if objects is None:
+            continue
+        if not isinstance(objects, list):
+            problems.append(Problem("file", name, endpoint,
+                                    f"must be a list of objects, not a {_kind(objects)}"))
+            continue
+        problems.extend(
+            Problem("file", name, f"{endpoint}[{position}]",
+                    f"must be an object (a mapping), not a {_kind(obj)}")
+            for position, obj in enumerate(objects, 1) if not isinstance(obj, dict))
+    return problems
+
+
+def _kind(value: object) -> str:
+    names: dict[type, str] = {dict: "mapping", list: "list", str: "string"}
+    return names.get(type(value), type(value).__name__)
 
 
 def lab_settings(

@@ -7,13 +7,15 @@ import os
 import sys
 from pathlib import Path
 
+from dtnlab.generators.platforms import PlatformMap, load_platform_map
 from dtnlab.inventory.model import Lab
 from dtnlab.inventory.source import FileSource
-from dtnlab.regen_source import override_settings
+from dtnlab.regen_source import override_settings, recorded_platform_map
 
 from .netbox import add_netbox_options
 
 DEFAULT_INVENTORY = Path("labs/demo-plant/inventory.yaml")
+PLATFORM_MAP_ENV = "DTN_PLATFORM_MAP"
 
 
 def add_inventory_options(parser: argparse.ArgumentParser) -> None:
@@ -27,7 +29,17 @@ def add_inventory_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", dest="settings", action="append", default=[],
                         metavar="KEY=VALUE", help="override a lab setting: mqtt_port, "
                         "mqtts_port, api_port, enterprise, enterprise_name (repeatable)")
+    parser.add_argument("--platform-map", type=Path, metavar="FILE",
+                        default=_env_path(PLATFORM_MAP_ENV),
+                        help="YAML platform map merged over the shipped one (default: "
+                             f"${PLATFORM_MAP_ENV}; regen and diff: the map the lab was "
+                             "brought up with)")
     add_netbox_options(parser)
+
+
+def _env_path(name: str) -> Path | None:
+    value = os.environ.get(name)
+    return Path(value) if value else None
 
 
 def load_lab(args: argparse.Namespace) -> Lab:
@@ -40,6 +52,19 @@ def load_lab(args: argparse.Namespace) -> Lab:
 
 def lab_dir(args: argparse.Namespace, lab: Lab) -> Path:
     return Path(args.labs_dir) / lab.name
+
+
+def platform_map(args: argparse.Namespace, folder: Path | None = None) -> PlatformMap:
+    """The platform map: --platform-map or $DTN_PLATFORM_MAP, else (given a lab folder) the one
+    the lab was brought up with, else the shipped one.
+
+    Raises:
+        PlatformMapError: naming the file and each bad platform and field.
+    """
+    path = getattr(args, "platform_map", None)
+    if path is None and folder is not None:
+        path = recorded_platform_map(folder)
+    return load_platform_map(path)
 
 
 def progress(message: str) -> None:

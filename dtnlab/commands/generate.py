@@ -7,8 +7,9 @@ import time
 
 from dtnlab.generators import writer
 from dtnlab.generators.pipeline import paused_gc, render_lab
+from dtnlab.generators.topology import topology_document
 
-from .common import add_inventory_options, lab_dir, load_lab, progress
+from .common import add_inventory_options, lab_dir, load_lab, platform_map, progress
 from .regen import cmd_diff as diff_with_plan
 
 
@@ -24,7 +25,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    """The inventory, then what generate checks: containerlab's limits and JSON schema."""
+    platforms = platform_map(args)
     lab = load_lab(args)
+    topology_document(lab, platforms)  # raises TopologyError with every problem
     print(f"{lab.name}: {len(lab.devices)} devices ({len(lab.twins)} twins), "
           f"{len(lab.links)} links, {len(lab.levels)} hierarchy levels: valid")
     return 0
@@ -33,11 +37,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
 @paused_gc()
 def cmd_generate(args: argparse.Namespace) -> int:
     start = time.perf_counter()
+    platforms = platform_map(args)
     lab = load_lab(args)
     loaded = time.perf_counter()
     progress(f"loaded {args.inventory} in {loaded - start:.2f}s")
     folder = lab_dir(args, lab)
-    rendered = render_lab(lab, folder)
+    rendered = render_lab(lab, folder, platforms=platforms)
     for stage, seconds in rendered.timings.items():
         progress(f"  {stage:<10} {seconds:.3f}s")
     result = writer.write(folder, rendered.files, rendered.inventory_digest)

@@ -28,7 +28,7 @@ from dtnlab.runtime.providers.commands import send_command
 from dtnlab.runtime.providers.nodes import LOGS_DIR
 from dtnlab.runtime.regen_record import STATUS_FILE
 
-from .common import add_inventory_options, lab_dir, load_lab, progress
+from .common import add_inventory_options, lab_dir, load_lab, platform_map, progress
 from .regen import record_source, status_lines
 
 PROVIDER_FILE = Path("run/provider.json")
@@ -98,9 +98,10 @@ def cmd_up(args: argparse.Namespace) -> int:
         folder = _folder(args)
     else:
         with paused_gc():
+            platforms = platform_map(args)
             lab = load_lab(args)
             folder = lab_dir(args, lab)
-            rendered = render_lab(lab, folder)
+            rendered = render_lab(lab, folder, platforms=platforms)
             result = writer.write(folder, rendered.files, rendered.inventory_digest)
         progress(f"generated {folder}: {len(result.created)} created, "
                  f"{len(result.changed)} changed")

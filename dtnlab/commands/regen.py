@@ -23,7 +23,7 @@ from dtnlab.regen_source import record_source as record_regen_source
 from dtnlab.runtime.labfiles import read_json
 from dtnlab.runtime.regen_record import STATUS_FILE
 
-from .common import add_inventory_options, lab_dir, load_lab
+from .common import add_inventory_options, lab_dir, load_lab, platform_map
 from .netbox import netbox_source
 
 WATCH_STATE = Path("run/watch.json")
@@ -76,7 +76,8 @@ def fallback_folder(args: argparse.Namespace) -> Path | None:
 
 def run_regen(args: argparse.Namespace, trigger: str, apply: bool = True) -> regen.RegenResult:
     return regen.regenerate(lambda: load_lab(args), lambda lab: lab_dir(args, lab),
-                            fallback_folder(args), trigger=trigger, apply=apply)
+                            fallback_folder(args), trigger=trigger, apply=apply,
+                            platforms=lambda folder: platform_map(args, folder))
 
 
 def report(result: regen.RegenResult) -> None:
@@ -242,6 +243,8 @@ def source_argv(args: argparse.Namespace, lab: Lab) -> list[str]:
             argv.append("--no-verify")
     else:
         argv += ["--inventory", str(Path(args.inventory).resolve())]
+    if getattr(args, "platform_map", None) is not None:
+        argv += ["--platform-map", str(Path(args.platform_map).resolve())]
     for setting in getattr(args, "settings", None) or []:
         argv += ["--set", setting]
     return [*argv, "--lab", lab.name, "--labs-dir", str(Path(args.labs_dir).resolve())]
@@ -338,8 +341,9 @@ def cmd_diff(args: argparse.Namespace) -> int:
     """
     lab = load_lab(args)
     folder = lab_dir(args, lab)
+    platforms = platform_map(args, folder)
     with staged_secrets(folder) as stage:
-        pv = regen.preview(lab, folder, stage)
+        pv = regen.preview(lab, folder, stage, platforms)
         sys.stdout.write(regen.unified_diff(pv))
     lines = pv.plan.lines()
     if lines and (folder / "runtime.json").exists():

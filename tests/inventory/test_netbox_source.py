@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,8 @@ from dtnlab.inventory.netbox_export import choose_path, render
 from dtnlab.inventory.netbox_shape import cables_from_terminations
 from dtnlab.inventory.netbox_source import NetBoxSource
 from dtnlab.inventory.source import FileSource, lab_settings
+from tests.inventory.conftest import load_replay
+from tests.inventory.netbox_objects import MadeObjects
 
 # The replay file netbox_replay/demo.json.gz holds the answers of the real NetBox to a fetch of
 # the seeded demo plant (sites plant-aarhus and plant-brno), recorded with RecordingAdapter.
@@ -146,6 +149,41 @@ def test_export_format_follows_the_name_and_the_size(tmp_path: Path, replayed: A
     shuffled = {k: list(reversed(v)) if isinstance(v, list) else v for k, v in data.items()}
     assert render(data, tmp_path / "a.yaml") == render(shuffled, tmp_path / "b.yaml")
     assert render(data, tmp_path / "a.json") == render(shuffled, tmp_path / "b.json")
+
+
+def with_prefixes(prefixes: list[str]) -> dict[str, dict[str, Any]]:
+    """The demo's recorded answers, as if NetBox held only these prefixes."""
+    answers = load_replay("demo")
+    key = next(k for k in answers if k.startswith("GET /api/ipam/prefixes/?"))
+    rows = [{"id": n, "prefix": p, "status": {"value": "active"}, "role": None,
+             "description": ""} for n, p in enumerate(prefixes, 1)]
+    answers[key] = {"status": 200, "body": {"count": len(rows), "next": None,
+                                            "previous": None, "results": rows}}
+    return answers
+
+
+def test_a_netbox_without_prefixes_checks_no_address(replayed: Any, tmp_path: Path) -> None:
+    source, _ = replayed(with_prefixes([]), sites=DEMO_SITES)
+    data = source.fetch()
+    assert "ipam.prefixes" not in data
+    assert "ipam.prefixes" not in render(data, tmp_path / "x.yaml").decode()
+    assert len(build_lab(data, lab_settings(data, None, "x", "test"), "test").devices) == 60
+
+
+def test_a_netbox_with_prefixes_puts_every_address_in_one(replayed: Any, tmp_path: Path) -> None:
+    # No prefix holds a lab address: the same errors as a full dump of that NetBox would give.
+    source, _ = replayed(with_prefixes(["192.0.2.0/24"]), sites=DEMO_SITES)
+    data = source.fetch()
+    assert data["ipam.prefixes"] == []
+    with pytest.raises(InventoryError) as info:
+        source.load()
+    assert len(info.value.problems) == 117
+    assert str(info.value.problems[0]).endswith("lies outside every prefix in ipam.prefixes")
+    export = tmp_path / "export.json"
+    export.write_bytes(render(data, export))
+    with pytest.raises(InventoryError) as again:
+        FileSource(export).load()
+    assert again.value.problems == info.value.problems
 
 
 # -- the real NetBox -------------------------------------------------------------------------
@@ -331,3 +369,50 @@ def test_settings_follow_the_selection(netbox: dict[str, str], seeded: object) -
     assert (settings.lab, settings.enterprise) == ("plant-brno", "northwind")
     lab = build_lab(data, settings, "test")
     assert {d.site for d in lab.devices} == {"plant-brno"}
+
+
+@pytest.fixture
+def lab_ports(netbox: dict[str, str], seeded: object) -> Iterator[dict[str, Any]]:
+    """Tag `dtn-lab-port` on both ends of two Brno cables and on one end of a third."""
+    api = MadeObjects(netbox)
+    # Deleting the tag afterwards untags its interfaces.
+    tag = api.make("extras.tags", name="dtn-lab-port", slug="dtn-lab-port", color="00aa00")
+    cables = api.client.list_all("dcim.cables", {"site": "plant-brno", "ordering": "id"})[:3]
+    ends = [[t["object"] for t in c["a_terminations"] + c["b_terminations"]] for c in cables]
+    tagged = ends[0] + ends[1] + ends[2][:1]
+    interfaces = {i["id"]: i for i in api.client.list_all(
+        "dcim.interfaces", {"id": [e["id"] for e in tagged]})}
+    api.client.patch("dcim.interfaces", [
+        {"id": i, "tags": [t["id"] for t in interfaces[i]["tags"]] + [tag]} for i in interfaces])
+    try:
+        yield {"tagged": {(e["device"]["name"], e["name"]) for e in tagged},
+               "linked": {frozenset((e["device"]["name"], e["name"]) for e in pair)
+                          for pair in ends[:2]}}
+    finally:
+        api.delete_all()
+
+
+@pytest.mark.netbox
+def test_interface_tags_select_the_lab_interfaces(
+    netbox: dict[str, str], lab_ports: dict[str, Any], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    lab = load(netbox, sites=["plant-brno"], interface_tags=["dtn-lab-port"])
+    full = load(netbox, sites=["plant-brno"])
+    assert [d.id for d in lab.devices] == [d.id for d in full.devices]  # devices: all of them
+    names = {d.id: d.name for d in lab.devices}
+    assert {(names[d.id], i.name) for d in lab.devices for i in d.interfaces} == lab_ports[
+        "tagged"]
+    # A cable is a link when both its ends were selected; the half-tagged one is outside.
+    assert {frozenset({(names[lk.a.device], lk.a.interface), (names[lk.b.device], lk.b.interface)})
+            for lk in lab.links} == lab_ports["linked"]
+    # The CLI's --interface-tag, and an export of that selection, give the same lab.
+    monkeypatch.setenv("NETBOX_URL", netbox["url"])
+    monkeypatch.setenv("NETBOX_TOKEN", netbox["token"])
+    out = tmp_path / "ports.yaml"
+    assert main(["netbox", "export", "--site", "plant-brno", "--interface-tag", "dtn-lab-port",
+                 "--lab", "demo-plant", "--out", str(out)]) == 0
+    assert FileSource(out).load() == lab
+    assert main(["validate", "--netbox", "--site", "plant-brno", "--lab", "demo-plant",
+                 "--interface-tag", "dtn-lab-port"]) == 0
+    assert "20 devices (" in capsys.readouterr().out

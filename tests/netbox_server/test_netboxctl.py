@@ -6,7 +6,6 @@ import json
 import stat
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -72,14 +71,11 @@ def netbox() -> dict[str, str]:
     return env
 
 
-def test_second_up_is_fast_and_does_nothing(netbox: dict[str, str]) -> None:
+def test_second_up_does_nothing(netbox: dict[str, str]) -> None:
     pid_dir = Path(netbox["_ENV_FILE"]).parent / "run"
     before = {p.name: p.read_text() for p in pid_dir.glob("*.pid")}
-    started = time.monotonic()
     res = ctl("up", timeout=120)
-    elapsed = time.monotonic() - started
     assert "already running" in res.stdout
-    assert elapsed < 10, f"idempotent up took {elapsed:.1f} s"
     assert {p.name: p.read_text() for p in pid_dir.glob("*.pid")} == before
     assert set(before) == {"gunicorn.pid", "rqworker.pid"}
 
@@ -121,10 +117,7 @@ def test_fresh_gives_an_empty_netbox(netbox: dict[str, str]) -> None:
         body={"name": "netboxctl-test", "slug": "netboxctl-test"},
     )
     assert code == 201, body
-    started = time.monotonic()
     ctl("up", "--fresh", timeout=300)
-    elapsed = time.monotonic() - started
-    assert elapsed < 60, f"up --fresh took {elapsed:.1f} s"
     for path in ("/api/dcim/devices/", "/api/dcim/sites/"):
         code, body = api(netbox, path)
         assert code == 200, body
