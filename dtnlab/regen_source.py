@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import yaml
 from pydantic import ValidationError
 
 from dtnlab.generators.secret_files import write_file
@@ -16,7 +17,8 @@ from dtnlab.runtime.labfiles import read_json
 from dtnlab.runtime.regen_record import SOURCE_FILE
 
 # Settings the command line may override: none of them changes how the inventory is read.
-OVERRIDABLE = ("mqtt_port", "mqtts_port", "api_port", "enterprise", "enterprise_name")
+# Every lab setting but its name (that is --lab); a NetBox lab has no file to hold them.
+OVERRIDABLE = tuple(name for name in Settings.model_fields if name != "lab")
 
 
 def _write(path: Path, doc: dict[str, Any]) -> None:
@@ -60,6 +62,16 @@ def record_source(folder: Path, argv: list[str], selection: dict[str, Any], lab:
     record_devices(folder, lab)
 
 
+def _setting_value(key: str, text: str) -> Any:
+    """A --set value: text for text settings, else YAML (`1`, `{alice: operator}`)."""
+    if Settings.model_fields[key].annotation in (str, str | None):
+        return text  # `enterprise_name=Yes` stays the text Yes, not YAML's true
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text  # validation names the key and what it expected
+
+
 def override_settings(lab: Lab, pairs: list[str]) -> Lab:
     """The lab with `KEY=VALUE` settings from the command line (ports of a NetBox lab).
 
@@ -76,7 +88,7 @@ def override_settings(lab: Lab, pairs: list[str]) -> Lab:
             problems.append(Problem("--set", pair, key or pair, "expected KEY=VALUE with KEY "
                                     "one of " + ", ".join(OVERRIDABLE)))
             continue
-        raw[key] = value
+        raw[key] = _setting_value(key, value)
     try:
         settings = Settings.model_validate(raw)
     except ValidationError as exc:

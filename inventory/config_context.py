@@ -8,6 +8,15 @@ from .refs import Index, NetBoxObject, key_of
 
 # Assignment field of a config context -> how to read the matching values off a device.
 ASSIGNMENTS = ("sites", "locations", "roles", "platforms", "device_types", "tenants", "tags")
+# Assignments NetBox also knows, by objects an inventory file does not carry: a context using
+# them cannot be matched here (only NetBox's own rendered config_context can say).
+UNMATCHABLE = ("regions", "site_groups", "tenant_groups", "cluster_types", "cluster_groups",
+               "clusters")
+
+
+def unmatchable_assignments(context: NetBoxObject) -> list[str]:
+    """The assignment fields of `context` that dtnlab cannot match against a device."""
+    return [field for field in UNMATCHABLE if context.get(field)]
 
 
 def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:

@@ -8,11 +8,11 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from .config_context import render_context
+from .config_context import render_context, unmatchable_assignments
 from .errors import Problems
 from .model import Metric, TwinProfile
 from .names import name_problem
-from .refs import Index, NetBoxObject, key_of, location_chain, tag_slugs
+from .refs import Index, NetBoxObject, key_of, label, location_chain, tag_slugs
 
 
 class TwinProfiles:
@@ -28,6 +28,7 @@ class TwinProfiles:
         self.problems = problems
         self._contexts: dict[object, dict[str, Any]] = {}
         self._profiles: dict[bytes, TwinProfile] = {}
+        self._mergeable: list[NetBoxObject] | None = None
 
     def _device_facts(self, device: NetBoxObject) -> dict[str, set[Any]]:
         facts: dict[str, set[Any]] = defaultdict(set)
@@ -84,11 +85,27 @@ class TwinProfiles:
         if key not in self._contexts:
             self._contexts[key] = render_context(
                 self._device_facts(device),
-                self.idx["extras.config-contexts"].objects,
+                self._mergeable_contexts(),
                 self.idx,
                 local,
             )
         return self._contexts[key]
+
+    def _mergeable_contexts(self) -> list[NetBoxObject]:
+        """The config contexts dtnlab can match; the others are reported once, not guessed."""
+        if self._mergeable is None:
+            self._mergeable = []
+            for context in self.idx["extras.config-contexts"].objects:
+                fields = unmatchable_assignments(context)
+                for field in fields:
+                    self.problems.add(
+                        "extras.config-contexts", label(context), field,
+                        "dtnlab cannot match this assignment without the devices' rendered "
+                        "config_context: assign the context by site, location, role, platform, "
+                        "device type, tenant or tag, or export the devices from NetBox")
+                if not fields:
+                    self._mergeable.append(context)
+        return self._mergeable
 
     def _validate_profile(self, raw: object, name: str) -> TwinProfile | bool:
         where = "config_context.dtnlab"

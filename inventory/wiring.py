@@ -96,10 +96,14 @@ class Wiring:
             by_iface[target].append(str(iface_addr))
         return by_iface
 
-    @staticmethod
     def _assigned_interface(
-        addr: NetBoxObject, interfaces: Interfaces
+        self, addr: NetBoxObject, interfaces: Interfaces
     ) -> tuple[str, str] | None:
+        """The lab interface an address is assigned to; None when it is outside the lab.
+
+        A hand-written assignment (device and interface by name) to an interface that does not
+        exist is reported: only NetBox's own references (ids) may point outside the selection.
+        """
         if addr.get("assigned_object_type", "dcim.interface") != "dcim.interface":
             return None
         hit = interfaces.get(addr.get("assigned_object_id"))
@@ -110,6 +114,9 @@ class Wiring:
                 dev = obj.get("device")
                 dev_name = dev.get("name") if isinstance(dev, dict) else dev
                 hit = interfaces.get((slugify(str(dev_name)), obj.get("name")))
+                if hit is None and not _netbox_ref(obj) and not _netbox_ref(dev):
+                    self.problems.add("ipam.ip-addresses", label(addr), "assigned_object",
+                                      f"interface {dev_name}:{obj.get('name')} does not exist")
         return (hit[0], hit[1]["name"]) if hit else None
 
     def links(self, interfaces: Interfaces) -> list[Link]:

@@ -27,8 +27,9 @@ def add_inventory_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--labs-dir", type=Path, default=Path("labs"),
                         help="folder that holds one folder per lab (default: %(default)s)")
     parser.add_argument("--set", dest="settings", action="append", default=[],
-                        metavar="KEY=VALUE", help="override a lab setting: mqtt_port, "
-                        "mqtts_port, api_port, enterprise, enterprise_name (repeatable)")
+                        metavar="KEY=VALUE", help="override a lab setting of the inventory's "
+                        "`dtnlab` key, e.g. api_port=9000, telemetry_qos=1, "
+                        "'api_users={alice: operator}' (repeatable)")
     parser.add_argument("--platform-map", type=Path, metavar="FILE",
                         default=_env_path(PLATFORM_MAP_ENV),
                         help="YAML platform map merged over the shipped one (default: "
