@@ -102,6 +102,23 @@ def ensure_site(url: str, token: str, devices: int) -> dict[str, Any]:
     return {"seeded": True, "seed_s": report.seconds, "seed_requests": report.requests}
 
 
+def settle(url: str, token: str, limit_s: float = 1800.0) -> float:
+    """Wait until NetBox's RQ worker has no job queued or running; return the seconds waited.
+
+    NetBox 4 updates its search cache in background jobs: after seeding thousands of objects
+    the worker is busy for minutes, which would slow the reads timed next (and, after this
+    script, the benchmarks that follow it).
+    """
+    client = NetBoxClient(url, token)
+    start = time.monotonic()
+    while time.monotonic() - start < limit_s:
+        queues = client.list_all("core.background-queues")
+        if not any(q["jobs"] or q["started_jobs"] for q in queues):
+            return time.monotonic() - start
+        time.sleep(2)
+    raise SystemExit(f"NetBox's background jobs still running after {limit_s:.0f} s")
+
+
 def time_dtnlab(url: str, token: str, devices: int) -> dict[str, Any]:
     site = f"bench-{devices}"
     source = NetBoxSource(url, token, sites=[site], lab=site)
@@ -197,6 +214,9 @@ def main() -> None:
     results: dict[int, dict[str, Any]] = {}
     for devices in (int(s) for s in args.sizes.split(",")):
         row: dict[str, Any] = ensure_site(url, token, devices)
+        waited = settle(url, token)
+        if waited > 1:
+            print(f"waited {waited:.0f}s for NetBox's background jobs (search cache) to finish")
         if args.probe:
             row["probe"] = probe_costs(url, token, devices)
         runs = [time_dtnlab(url, token, devices) for _ in range(args.runs)]
@@ -214,6 +234,7 @@ def main() -> None:
             row["ratio"] = row["nrx"]["seconds"] / row["dtnlab"]["read_s"]
         results[devices] = row
         report(devices, row)
+    settle(url, token)  # leave NetBox idle for the scripts that come after this one
     out_dir = REPO / "bench" / "results"
     out_dir.mkdir(exist_ok=True)
     (out_dir / "netbox.json").write_text(json.dumps(results, indent=1))

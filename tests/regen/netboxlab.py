@@ -120,6 +120,15 @@ class NetBoxLab:
         return subprocess.run([sys.executable, "-m", "dtnlab", *argv], capture_output=True,
                               text=True, timeout=timeout, cwd=REPO)
 
+    def settle(self, timeout: float = 300.0) -> None:
+        """Wait for NetBox's RQ worker to be idle: seeding queues search-cache jobs for it, and
+        a webhook queued behind them would arrive late for reasons that are not the lab's."""
+        def idle() -> bool:
+            answer = self.session.get(f"{self.url}/api/core/background-queues/", timeout=30)
+            answer.raise_for_status()
+            return not any(q["jobs"] or q["started_jobs"] for q in answer.json()["results"])
+        self.wait(idle, timeout, "NetBox's background jobs to finish")
+
     def __enter__(self) -> NetBoxLab:
         report = seed(copy.deepcopy(self.data), self.url, self.token)
         assert report.problems == [], report.problems
@@ -129,6 +138,7 @@ class NetBoxLab:
             done = self.dtnlab("netbox", "hook", "install", "--lab", self.site,
                                "--labs-dir", str(self.labs))
             assert done.returncode == 0, f"hook install failed:\n{done.stdout}\n{done.stderr}"
+            self.settle()
         except BaseException:
             self.__exit__(None, None, None)
             raise
