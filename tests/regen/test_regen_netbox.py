@@ -159,15 +159,18 @@ def test_deleted_device_loses_twin_emulator_and_credentials(nb: NetBoxLab) -> No
 
 
 def test_threshold_change_reconfigures_in_place(nb: NetBoxLab) -> None:
+    # Edits here and below widen the seeded normal band [15, 30]: a sensor's readings do not
+    # follow a threshold edit, so a narrower band could leave one near its new edge, flapping
+    # with the time of day, and the later tests' untouched twins would not stay untouched.
     base = Baseline(nb)
     sensors = {t for t, v in base.twins.items() if v["role"] == "temperature-sensor"}
     assert set(TEMPERATURE) <= sensors
     context = nb.context_id("temperature-sensor")
     nb.patch("extras/config-contexts", context,
-             {"data": nb.context_data("temperature-sensor", [18.0, 25.0])})
+             {"data": nb.context_data("temperature-sensor", [14.0, 31.0])})
     for twin_id in sorted(sensors):
         nb.wait(lambda t=twin_id: (nb.api(f"/twins/{t}") or {}).get("metrics", {}).get(
-            "temperature", {}).get("normal") == [18.0, 25.0], FOLLOW_S,
+            "temperature", {}).get("normal") == [14.0, 31.0], FOLLOW_S,
             f"{twin_id}'s new thresholds")
     doc = regen_after(nb, base, lambda e: e["reconfigured"])
     assert set(doc["reconfigured"]) == sensors
@@ -313,7 +316,7 @@ def test_watch_polls_the_change_log_when_there_is_no_webhook(nb: NetBoxLab) -> N
     assert (nb.folder / "run" / "watch.json").exists()
     base = Baseline(nb)
     nb.patch("extras/config-contexts", nb.context_id("temperature-sensor"),
-             {"data": nb.context_data("temperature-sensor", [17.0, 28.0])})
+             {"data": nb.context_data("temperature-sensor", [13.0, 32.0])})
     done = nb.dtnlab(*watch)
     assert done.returncode == 0, done.stderr
     assert "relevant change(s) (extras.configcontext): regen" in done.stderr
@@ -325,7 +328,7 @@ def test_watch_polls_the_change_log_when_there_is_no_webhook(nb: NetBoxLab) -> N
     assert MOVED in reconfigured
     assert reconfigured <= sensors
     nb.wait(lambda: (nb.api(f"/twins/{MOVED}") or {}).get("metrics", {}).get(
-        "temperature", {}).get("normal") == [17.0, 28.0], FOLLOW_S, "the polled edit")
+        "temperature", {}).get("normal") == [13.0, 32.0], FOLLOW_S, "the polled edit")
     again = nb.dtnlab(*watch)  # nothing new in the change log: no regen at all
     assert "relevant change" not in again.stderr
     base.assert_untouched(reconfigured)
@@ -345,9 +348,9 @@ def test_watch_keeps_the_lab_in_step_until_stopped(nb: NetBoxLab, tmp_path: Path
         nb.wait(lambda: "watching NetBox's change log" in err.read_text(), SETTLE_S,
                 "the watch to start polling")
         nb.patch("extras/config-contexts", nb.context_id("temperature-sensor"),
-                 {"data": nb.context_data("temperature-sensor", [19.0, 27.0])})
+                 {"data": nb.context_data("temperature-sensor", [12.0, 33.0])})
         nb.wait(lambda: (nb.api(f"/twins/{MOVED}") or {}).get("metrics", {}).get(
-            "temperature", {}).get("normal") == [19.0, 27.0], FOLLOW_S, "the polled edit")
+            "temperature", {}).get("normal") == [12.0, 33.0], FOLLOW_S, "the polled edit")
         doc = regen_after(nb, base, lambda e: e["reconfigured"])
         assert doc["trigger"] == "watch"
         assert MOVED in doc["reconfigured"]
