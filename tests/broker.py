@@ -31,6 +31,7 @@ from types import TracebackType
 from dtnlab.generators import mosquitto
 from dtnlab.generators.secrets import LabSecrets, ensure_secrets
 from dtnlab.inventory.model import Lab
+from tests.waiting import stop_process
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 LOCAL_CONF = Path("mosquitto/local.conf")
@@ -168,13 +169,7 @@ class Broker:
     def stop(self) -> None:
         """Stop the broker (SIGTERM, then SIGKILL after 5 s) and remove its working folder."""
         if self.process is not None:
-            if self.process.poll() is None:
-                self.process.terminate()
-                try:
-                    self.process.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    self.process.kill()
-                    self.process.wait(timeout=5)
+            stop_process(self.process, grace=5)
             self.process = None
         if self.workdir is not None:
             shutil.rmtree(self.workdir, ignore_errors=True)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import uuid
@@ -20,7 +19,7 @@ from dtnlab.runtime.storage import DATABASE_URL_ENV, open_store
 from tests.broker import Broker, free_port
 from tests.conftest import DEMO_INVENTORY
 from tests.labs import generate_from, tune_twin
-from tests.waiting import wait_for
+from tests.waiting import stop_process, wait_for
 
 SENSOR = "aar-l1-c1-tt-01"  # temperature: normal [15, 30], warning [10, 35]
 TEST_PERIOD_S = 1.0
@@ -154,13 +153,8 @@ class LabRig:
 
     def close(self) -> None:
         for proc in (self.api, self.emulators):
-            if proc is not None and proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(5)
+            if proc is not None:
+                stop_process(proc)
         self.api = self.emulators = None
         if self.engine is not None:
             self.engine.stop()

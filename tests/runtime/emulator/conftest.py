@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import signal
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -12,6 +11,7 @@ import pytest
 from dtnlab.runtime.labfiles import LabFiles
 from tests.broker import Broker
 from tests.runtime.emulator.smalllab import Watcher, generate_small_lab, lab_files, start_emulator
+from tests.waiting import stop_process
 
 
 @pytest.fixture
@@ -50,10 +50,4 @@ def emulator(lab_dir: Path, lab: LabFiles) -> Iterator[Callable[..., subprocess.
 
     yield start
     for proc in started:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_process(proc)

@@ -4,7 +4,6 @@ a throwaway cluster. Every reading, state transition and alert made meanwhile is
 from __future__ import annotations
 
 import contextlib
-import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,7 +26,7 @@ from tests.runtime.emulator.smalllab import (
 )
 from tests.runtime.engine.twinlab import Listener, engine_config
 from tests.runtime.storage.pgcluster import Cluster
-from tests.waiting import wait_for
+from tests.waiting import stop_process, wait_for
 
 pytestmark = [pytest.mark.mosquitto, pytest.mark.postgres]
 
@@ -58,12 +57,7 @@ def engine(lab: LabFiles, cluster: Cluster) -> Iterator[Engine]:
 def emulator(lab: LabFiles, engine: Engine) -> Iterator[subprocess.Popen[bytes]]:
     process = start_emulator(lab.root)  # every device of the lab, QoS 1 telemetry
     yield process
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+    stop_process(process)
 
 
 def rows(url: str, sql: str) -> list[tuple[Any, ...]]:
