@@ -33,6 +33,7 @@ from dtnlab.inventory.netbox_client import NetBoxClient  # noqa: E402
 from dtnlab.inventory.netbox_reader import PagedReader, Query  # noqa: E402
 from dtnlab.inventory.netbox_seed import seed  # noqa: E402
 from dtnlab.inventory.netbox_source import FIELDS, NetBoxSource  # noqa: E402
+from tests.regen.netboxlab import netbox_busy  # noqa: E402
 
 NRX_VENV = REPO / ".netbox" / "nrx-venv"
 NRX_VERSION = "0.9.0"
@@ -103,17 +104,15 @@ def ensure_site(url: str, token: str, devices: int) -> dict[str, Any]:
 
 
 def settle(url: str, token: str, limit_s: float = 1800.0) -> float:
-    """Wait until NetBox's RQ worker has no job queued or running; return the seconds waited.
+    """Wait until NetBox's RQ worker is idle; return the seconds waited.
 
-    NetBox 4 updates its search cache in background jobs: after seeding thousands of objects
-    the worker is busy for minutes, which would slow the reads timed next (and, after this
-    script, the benchmarks that follow it).
+    After seeding thousands of objects its search-cache jobs run for minutes, which would slow
+    the reads timed next (and, after this script, the benchmarks that follow it).
     """
     client = NetBoxClient(url, token)
     start = time.monotonic()
     while time.monotonic() - start < limit_s:
-        queues = client.list_all("core.background-queues")
-        if not any(q["jobs"] or q["started_jobs"] for q in queues):
+        if not netbox_busy(client):
             return time.monotonic() - start
         time.sleep(2)
     raise SystemExit(f"NetBox's background jobs still running after {limit_s:.0f} s")

@@ -26,21 +26,12 @@ class _Scalars:
 
     def __init__(self) -> None:
         self.resolver = yaml.resolver.Resolver()
-        self.strings: dict[str, str] = {}  # labels and binds repeat across thousands of nodes
-
-    def __call__(self, value: object) -> str:
-        if type(value) is not str:
-            return self._text(value)
-        text = self.strings.get(value)
-        if text is None:
-            text = self.strings[value] = self._text(value)
-        return text
 
     def _resolve(self, text: str) -> str:
         tag: str = self.resolver.resolve(yaml.ScalarNode, text, (True, False))  # type: ignore[no-untyped-call]
         return tag
 
-    def _text(self, value: object) -> str:
+    def text(self, value: object) -> str:
         if isinstance(value, float) and not math.isfinite(value):
             return ".nan" if math.isnan(value) else (".inf" if value > 0 else "-.inf")
         if value is None or isinstance(value, bool | int | float):
@@ -60,11 +51,10 @@ def to_yaml(document: dict[str, Any]) -> str:
     PyYAML's emitter spends 6 s on a 10,000-device topology; this writes the same data in a
     fraction of that, and yaml.safe_load reads it back unchanged (the tests check both ways).
     """
-    scalar = _Scalars()
-    strings, text_of = scalar.strings, scalar._text
+    text_of = _Scalars().text
+    strings: dict[str, str] = {}  # labels and binds repeat across thousands of nodes
     lines: list[str] = []
     append = lines.append
-    containers = (dict, list)
 
     # The emitter is on generate's critical path (a 10,000-device topology has 500,000
     # scalars): scalars are looked up inline and dicts and lists emitted by their own loops.
@@ -79,31 +69,27 @@ def to_yaml(document: dict[str, Any]) -> str:
     def emit_dict(node: dict[Any, Any], pad: str, indent: int) -> None:
         for key in sorted(node):
             value = node[key]
-            if isinstance(value, containers):
-                if not value:
-                    append(f"{pad}{text(key)}: {'{}' if type(value) is dict else '[]'}")
-                elif type(value) is dict:
-                    append(f"{pad}{text(key)}:")
-                    emit_dict(value, pad + "  ", indent + 2)
-                else:
-                    append(f"{pad}{text(key)}:")
-                    emit_list(value, pad, indent)  # like PyYAML: items at the key's indent
+            if isinstance(value, dict):
+                append(f"{pad}{text(key)}:" if value else f"{pad}{text(key)}: {{}}")
+                emit_dict(value, pad + "  ", indent + 2)
+            elif isinstance(value, list):
+                append(f"{pad}{text(key)}:" if value else f"{pad}{text(key)}: []")
+                emit_list(value, pad, indent)  # like PyYAML: items at the key's indent
             else:
                 append(f"{pad}{text(key)}: {text(value)}")
 
     def emit_list(node: list[Any], pad: str, indent: int) -> None:
         inner, inner_pad = indent + 2, pad + "  "
         for item in node:
-            if isinstance(item, containers):
-                if not item:
-                    append(f"{pad}- {'{}' if type(item) is dict else '[]'}")
-                    continue
+            if isinstance(item, dict | list) and item:
                 start = len(lines)
-                if type(item) is dict:
+                if isinstance(item, dict):
                     emit_dict(item, inner_pad, inner)
                 else:
                     emit_list(item, inner_pad, inner)
                 lines[start] = f"{pad}- {lines[start][inner:]}"
+            elif isinstance(item, dict | list):
+                append(f"{pad}- {{}}" if isinstance(item, dict) else f"{pad}- []")
             else:
                 append(f"{pad}- {text(item)}")
 

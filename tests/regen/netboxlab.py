@@ -22,6 +22,7 @@ from typing import Any
 
 import requests
 
+from dtnlab.inventory.netbox_client import NetBoxClient
 from dtnlab.inventory.netbox_seed import seed
 from tests.broker import free_port
 from tests.conftest import REPO
@@ -32,6 +33,12 @@ ENV_FILE = Path(os.environ.get("DTN_NETBOX_HOME") or REPO / ".netbox") / "netbox
 NETBOXCTL = REPO / "netbox" / "netboxctl.py"
 SITE_ID = 1  # plant-aarhus in the demo file, where every device of the small lab stands
 CONNECTED = re.compile(r"New client connected from [^ ]+:(\d+) as (\S+) ")
+
+
+def netbox_busy(client: NetBoxClient) -> bool:
+    """Whether NetBox's RQ worker has a job queued or running. Seeding queues search-cache jobs
+    for minutes; whatever is timed or queued behind them (webhooks) would wait for them."""
+    return any(q["jobs"] or q["started_jobs"] for q in client.list_all("core.background-queues"))
 
 
 def netbox_env() -> dict[str, str]:
@@ -121,13 +128,9 @@ class NetBoxLab:
                               text=True, timeout=timeout, cwd=REPO)
 
     def settle(self, timeout: float = 300.0) -> None:
-        """Wait for NetBox's RQ worker to be idle: seeding queues search-cache jobs for it, and
-        a webhook queued behind them would arrive late for reasons that are not the lab's."""
-        def idle() -> bool:
-            answer = self.session.get(f"{self.url}/api/core/background-queues/", timeout=30)
-            answer.raise_for_status()
-            return not any(q["jobs"] or q["started_jobs"] for q in answer.json()["results"])
-        self.wait(idle, timeout, "NetBox's background jobs to finish")
+        """Wait for NetBox's RQ worker to be idle, so webhooks are not late for its reasons."""
+        client = NetBoxClient(self.url, self.token)
+        self.wait(lambda: not netbox_busy(client), timeout, "NetBox's background jobs to finish")
 
     def __enter__(self) -> NetBoxLab:
         report = seed(copy.deepcopy(self.data), self.url, self.token)
