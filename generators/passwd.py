@@ -5,9 +5,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
-import subprocess
-import sys
 from collections.abc import Iterable, Mapping
 
 # What mosquitto_passwd 2.0 writes and the broker expects: `user:$7$<iterations>$<salt>$<hash>`
@@ -16,9 +13,6 @@ ITERATIONS = 101
 SALT_BYTES = 12
 HASH_BYTES = 64
 SALT_CONTEXT = b"dtnlab mosquitto passwd salt v1\0"
-# Big labs hash in a child interpreter, on a core of its own: threads would wait for the GIL
-# behind the generators rendering meanwhile (render_lab runs this generator in the background).
-CHILD_FROM = 1000
 
 
 def salt_for(user: str, password: str, salt_key: str, context: bytes = SALT_CONTEXT,
@@ -62,24 +56,5 @@ def render_passwd(passwords: Mapping[str, str], salt_key: str) -> str:
     Returns:
         The file's text, ending in a newline.
     """
-    items = sorted(passwords.items())
-    for user, _ in items:
-        _check_user(user)
-    small = len(items) < CHILD_FROM
-    lines = passwd_lines(items, salt_key) if small else _lines_in_child(items, salt_key)
+    lines = passwd_lines(sorted(passwords.items()), salt_key)
     return "".join(f"{line}\n" for line in lines)
-
-
-def _lines_in_child(items: list[tuple[str, str]], salt_key: str) -> list[str]:
-    """The lines, hashed by `python -m` this module; the secrets travel over a pipe only."""
-    request = json.dumps({"salt_key": salt_key, "items": items})
-    done = subprocess.run([sys.executable, "-m", __name__], input=request, capture_output=True,
-                          text=True, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"hashing the Mosquitto passwords failed: {done.stderr.strip()[-300:]}")
-    return done.stdout.splitlines()
-
-
-if __name__ == "__main__":
-    job = json.load(sys.stdin)
-    sys.stdout.write("\n".join(passwd_lines(((u, p) for u, p in job["items"]), job["salt_key"])))

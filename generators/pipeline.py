@@ -6,22 +6,29 @@ import gc
 import hashlib
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from dtnlab.inventory.model import Lab
 
+from . import writer
+from .forked import Forked, Gate, can_fork
 from .platforms import PlatformMap
 from .registry import CHECKING, Renderer, select
 from .secret_files import Pending
 from .secrets import LabSecrets, ensure_secrets
+from .writer import WriteResult
 
 SECRETS_DIR = "secrets"
-# Generators whose time goes to work that releases the GIL (Mosquitto's PBKDF2 password
-# hashes): they start first on a thread of their own while the others render meanwhile.
-OFF_GIL = frozenset({"mosquitto"})
+# On a big lab these render in a forked worker on the second core (the Mosquitto password
+# hashes and the twin configs: about half of the work), and on `generate` the worker writes
+# their files too, while this process checks and renders the topology and writes the secrets.
+WORKER = frozenset({"mosquitto", "twins"})
+FORK_FROM = 1000  # devices; below this, forking costs more than it saves
+
+Outputs = dict[str, tuple[dict[str, str], float]]
 
 
 @dataclass
@@ -60,13 +67,75 @@ def _timed(renderer: Renderer, lab: Lab, secrets: LabSecrets) -> tuple[dict[str,
     return output, time.perf_counter() - start
 
 
+def _render_all(renderers: dict[str, Renderer], lab: Lab, secrets: LabSecrets) -> Outputs:
+    return {name: _timed(renderer, lab, secrets) for name, renderer in renderers.items()}
+
+
+def _worker_job(renderers: dict[str, Renderer], lab: Lab, secrets: LabSecrets,
+                lab_dir: Path | None, gate: Gate | None) -> tuple[Outputs, WriteResult | None]:
+    """Render `renderers`; with a `lab_dir`, write their files once the gate opens."""
+    outputs = _render_all(renderers, lab, secrets)
+    if lab_dir is None or gate is None or not gate.wait():
+        return outputs, None
+    return outputs, writer.write_part(lab_dir, _files(outputs))
+
+
+def _files(outputs: Outputs) -> dict[str, str]:
+    return {path: text for output, _ in outputs.values() for path, text in output.items()}
+
+
+def _run(lab: Lab, lab_dir: Path, only: list[str] | None, platforms: PlatformMap | None,
+         write: bool) -> tuple[Rendered, list[WriteResult]]:
+    """Render (and with `write`, write part of) the lab: see render_lab and generate_lab."""
+    timings: dict[str, float] = {}
+    chosen = select(only, platforms)
+    start = time.perf_counter()
+    writes: Pending = []
+    secrets: LabSecrets = ensure_secrets(lab, lab_dir / SECRETS_DIR, writes)
+    timings["secrets"] = time.perf_counter() - start
+    forked = {n: r for n, r in chosen.items() if n in WORKER and n not in CHECKING}
+    if not (forked and len(lab.devices) >= FORK_FROM and can_fork()):
+        forked = {}
+    gate = Gate() if forked and write else None
+    worker = Forked(partial(_worker_job, forked, lab, secrets, lab_dir if write else None, gate)
+                    ) if forked else None
+    try:
+        outputs = _render_all({n: r for n, r in chosen.items() if n in CHECKING}, lab, secrets)
+    except BaseException:  # a refused lab: the worker writes nothing and goes
+        if gate:
+            gate.open(go=False)
+        if worker:
+            worker.discard()
+        raise
+    if gate:
+        gate.open()
+    start = time.perf_counter()
+    for pending_write in writes:
+        pending_write()
+    timings["secrets"] += time.perf_counter() - start
+    done = [writer.write_part(lab_dir, _files(outputs))] if write else []
+    outputs.update(_render_all({n: r for n, r in chosen.items()
+                                if n not in outputs and n not in forked}, lab, secrets))
+    if worker:
+        worker_outputs, worker_done = worker.result()
+        outputs.update(worker_outputs)
+        done += [worker_done] if worker_done else []
+    files: dict[str, str] = {}
+    by_generator: dict[str, list[str]] = {}
+    for name in chosen:  # the registry's order, whatever finished first
+        output, timings[name] = outputs[name]
+        by_generator[name] = sorted(output)
+        files.update(output)
+    return Rendered(files, by_generator, lab_digest(lab), timings), done
+
+
 def render_lab(lab: Lab, lab_dir: Path, only: list[str] | None = None,
                platforms: PlatformMap | None = None) -> Rendered:
     """Render the chosen generators; the lab's secrets are created or loaded on the way.
 
     Secrets are worked out in memory first and written only after the checking generators (the
-    topology) have accepted the lab: a refused lab leaves nothing behind. The Mosquitto
-    password hashes, meanwhile, are already being computed.
+    topology) have accepted the lab: a refused lab leaves nothing behind. On a big lab the
+    WORKER generators render meanwhile in a forked worker.
 
     Args:
         lab: the lab model.
@@ -77,30 +146,18 @@ def render_lab(lab: Lab, lab_dir: Path, only: list[str] | None = None,
     Raises:
         TopologyError: every problem that keeps the lab from being a containerlab topology.
     """
-    timings: dict[str, float] = {}
-    chosen = select(only, platforms)
-    start = time.perf_counter()
-    writes: Pending = []
-    secrets: LabSecrets = ensure_secrets(lab, lab_dir / SECRETS_DIR, writes)
-    timings["secrets"] = time.perf_counter() - start
-    outputs: dict[str, tuple[dict[str, str], float]] = {}
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        background = {name: pool.submit(_timed, renderer, lab, secrets)
-                      for name, renderer in chosen.items() if name in OFF_GIL}
-        for name in CHECKING & chosen.keys():
-            outputs[name] = _timed(chosen[name], lab, secrets)  # raises on a refused lab
-        start = time.perf_counter()
-        for write in writes:
-            write()
-        timings["secrets"] += time.perf_counter() - start
-        for name, renderer in chosen.items():
-            if name not in background and name not in outputs:
-                outputs[name] = _timed(renderer, lab, secrets)
-        outputs.update({name: future.result() for name, future in background.items()})
-    files: dict[str, str] = {}
-    by_generator: dict[str, list[str]] = {}
-    for name in chosen:  # the registry's order, whatever finished first
-        output, timings[name] = outputs[name]
-        by_generator[name] = sorted(output)
-        files.update(output)
-    return Rendered(files, by_generator, lab_digest(lab), timings)
+    return _run(lab, lab_dir, only, platforms, write=False)[0]
+
+
+def generate_lab(lab: Lab, lab_dir: Path,
+                 platforms: PlatformMap | None = None) -> tuple[Rendered, WriteResult]:
+    """Render every generator and write the lab folder, as render_lab and writer.write would.
+
+    On a big lab the forked worker writes its generators' files itself, alongside this process
+    writing the secrets, once the topology has accepted the lab.
+
+    Raises:
+        TopologyError: every problem that keeps the lab from being a containerlab topology.
+    """
+    rendered, done = _run(lab, lab_dir, None, platforms, write=True)
+    return rendered, writer.write(lab_dir, rendered.files, rendered.inventory_digest, done)

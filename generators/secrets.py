@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +13,7 @@ from dtnlab.inventory.model import Lab
 from .api_passwords import MIN_PASSWORD_CHARS, password_hashes
 from .secret_files import Pending, later, write_secret
 from .tls import TlsMaterial, ensure_tls
+from .writer import create_file
 
 RUNTIME_USER = "dtn-runtime"
 API_USER = "dtn-api"
@@ -34,11 +34,10 @@ def _write_device_passwords(folder: Path, passwords: dict[str, str], changed: se
     present = {path.name for path in folder.iterdir()}
     wanted = {f"{user}.password": user for user in passwords}
     for name, user in wanted.items():
-        if name not in present or user in changed:
-            fd = os.open(folder / name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            os.fchmod(fd, 0o600)
-            with os.fdopen(fd, "w") as handle:
-                handle.write(passwords[user])
+        if name not in present:  # O_CREAT's 0600, less the umask: never wider than 0600
+            create_file(f"{folder}/{name}", passwords[user].encode(), 0o600)
+        elif user in changed:
+            write_secret(folder / name, passwords[user])
     for stale in present - set(wanted):
         (folder / stale).unlink()
 

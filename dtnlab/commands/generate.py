@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from dtnlab.generators import writer
-from dtnlab.generators.pipeline import paused_gc, render_lab
+from dtnlab.generators.pipeline import generate_lab, paused_gc
 from dtnlab.generators.topology import topology_document
 
 from .common import add_inventory_options, lab_dir, load_lab, platform_map, progress
@@ -42,10 +41,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
     loaded = time.perf_counter()
     progress(f"loaded {args.inventory} in {loaded - start:.2f}s")
     folder = lab_dir(args, lab)
-    rendered = render_lab(lab, folder, platforms=platforms)
+    rendered, result = generate_lab(lab, folder, platforms=platforms)
     for stage, seconds in rendered.timings.items():
         progress(f"  {stage:<10} {seconds:.3f}s")
-    result = writer.write(folder, rendered.files, rendered.inventory_digest)
     print(f"{'generator':<12}{'files':>7}{'created':>9}{'changed':>9}")
     created, changed = set(result.created), set(result.changed)
     for name, paths in rendered.by_generator.items():

@@ -10,8 +10,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from dtnlab.generators import writer
-from dtnlab.generators.pipeline import paused_gc, render_lab
+from dtnlab.generators.pipeline import generate_lab, paused_gc
 from dtnlab.inventory.names import slugify
 from dtnlab.runtime.emulator.control import applied_faults, request_fault
 from dtnlab.runtime.emulator.faults import FAULT_KINDS
@@ -101,8 +100,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             platforms = platform_map(args)
             lab = load_lab(args)
             folder = lab_dir(args, lab)
-            rendered = render_lab(lab, folder, platforms=platforms)
-            result = writer.write(folder, rendered.files, rendered.inventory_digest)
+            _, result = generate_lab(lab, folder, platforms=platforms)
         progress(f"generated {folder}: {len(result.created)} created, "
                  f"{len(result.changed)} changed")
         record_source(args, lab, folder)  # how the webhook receiver regenerates it
