@@ -6,8 +6,8 @@ run's folder is removed before all runs are done: this machine's disk is ext4 wi
 journal, whose inode allocator skips inodes freed in the last 60 s (360 s while their inode
 table is unwritten) by checking each one on every file creation, so creating files where many
 were just deleted costs up to 1 ms a file instead of 0.03 ms. Baselines in the same script:
-the same generation with the cyclic garbage collector left on, on tmpfs, right after deleting
-a lab of the same size, and the inventory read as YAML.
+the same generation in one process (no forked worker), with the cyclic garbage collector left
+on, on tmpfs, right after deleting a lab of the same size, and the inventory read as YAML.
 Run: python bench/generate_bench.py [--sizes 1000,10000,50000] [--runs 3]; prints a table and
 writes bench/results/generate.json.
 """
@@ -34,18 +34,21 @@ TMPFS = "/dev/shm"  # the same generation without the disk: what creating 20,000
 sys.path.insert(0, str(REPO))
 
 
-def run_one(devices: int, where: str, gc_on: bool = False,
-            after_delete: bool = False) -> dict[str, float]:
+def run_one(devices: int, where: str, gc_on: bool = False, after_delete: bool = False,
+            one_process: bool = False) -> dict[str, float]:
     """Generate a lab of `devices` devices into a new folder in `where`, timing every stage.
 
     The folder stays: the caller removes `where` once every run is done. With `after_delete`,
-    a lab of the same size is generated and deleted first, right before the timed one.
+    a lab of the same size is generated and deleted first, right before the timed one. With
+    `one_process`, no worker is forked.
     """
     from bench.synthetic import synthetic_inventory
-    from dtnlab.generators import writer
+    from dtnlab.generators import pipeline, writer
     from dtnlab.generators.pipeline import generate_lab, paused_gc
     from dtnlab.inventory.source import FileSource
 
+    if one_process:
+        pipeline.FORK_FROM = sys.maxsize
     timings: dict[str, float] = {}
     gc_mode = contextlib.nullcontext() if gc_on else paused_gc()  # as `dtnlab generate` runs
     with gc_mode:
@@ -71,6 +74,8 @@ def run_one(devices: int, where: str, gc_on: bool = False,
         timings["files"] = len(rendered.files)
         timings["inventory_mb"] = inventory.stat().st_size / 1e6
     timings["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # The forked worker's peak, its pages shared with this process counted again.
+    timings["worker_rss_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     return timings
 
 
@@ -90,12 +95,13 @@ def yaml_vs_json(devices: int) -> dict[str, float]:
 
 
 def median_run(devices: int, runs: int, where: str, gc_on: bool = False,
-               after_delete: bool = False) -> dict[str, Any]:
+               after_delete: bool = False, one_process: bool = False) -> dict[str, Any]:
     """The run with the median total out of `runs`, each in a fresh process."""
     done = []
     for _ in range(runs):
         argv = [sys.executable, __file__, "--one", str(devices), "--dir", where]
         argv += (["--gc-on"] if gc_on else []) + (["--after-delete"] if after_delete else [])
+        argv += ["--one-process"] if one_process else []
         out = subprocess.run(argv, capture_output=True, text=True, check=True)
         done.append(json.loads(out.stdout))
     done.sort(key=lambda r: r["total"])
@@ -109,10 +115,12 @@ def main() -> None:
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--gc-on", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--after-delete", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--one-process", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--dir", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(run_one(args.one, args.dir, args.gc_on, args.after_delete)))
+        print(json.dumps(run_one(args.one, args.dir, args.gc_on, args.after_delete,
+                                    args.one_process)))
         return
     disk = tempfile.mkdtemp(prefix="dtnlab-generate-bench-")
     memory = tempfile.mkdtemp(prefix="dtnlab-generate-bench-", dir=TMPFS)
@@ -128,12 +136,14 @@ def measure(args: argparse.Namespace, disk: str, memory: str) -> None:
     results = {size: median_run(size, args.runs, disk)
                for size in map(int, args.sizes.split(","))}
     stages = [k for k in next(iter(results.values()))
-              if k not in ("devices", "files", "inventory_mb", "peak_rss_mb", "runs")]
+              if k not in ("devices", "files", "inventory_mb", "peak_rss_mb", "worker_rss_mb",
+                           "runs")]
     print(f"{'devices':>8} {'files':>7} {'MB in':>6} " + " ".join(f"{s:>14}" for s in stages)
-          + f" {'peak MB':>8}")
+          + f" {'peak MB':>8} {'worker MB':>9}")
     for r in results.values():
         print(f"{int(r['devices']):>8} {int(r['files']):>7} {r['inventory_mb']:>6.1f} "
-              + " ".join(f"{r[s]:>13.3f}s" for s in stages) + f" {r['peak_rss_mb']:>8.0f}")
+              + " ".join(f"{r[s]:>13.3f}s" for s in stages)
+              + f" {r['peak_rss_mb']:>8.0f} {r['worker_rss_mb']:>9.0f}")
     sizes = sorted(results)
     if len(sizes) > 1:
         lo, hi = results[sizes[0]], results[sizes[-1]]
@@ -146,6 +156,10 @@ def measure(args: argparse.Namespace, disk: str, memory: str) -> None:
               + ", ".join(f"{t:.2f}s" for t in r["runs"]))
     base = 10_000 if 10_000 in results else sizes[0]
     on_disk = results[base]
+    serial = median_run(base, args.runs, disk, one_process=True)
+    print(f"one-process baseline at {base:,} devices: {serial['total']:.2f}s without the forked "
+          f"worker vs {on_disk['total']:.2f}s with it "
+          f"({serial['total'] / on_disk['total']:.2f}x)")
     with_gc = median_run(base, args.runs, disk, gc_on=True)
     print(f"garbage collector baseline at {base:,} devices: {with_gc['total']:.2f}s with the "
           f"collector on vs {on_disk['total']:.2f}s paused "
@@ -164,8 +178,8 @@ def measure(args: argparse.Namespace, disk: str, memory: str) -> None:
     out_dir = REPO / "bench" / "results"
     out_dir.mkdir(exist_ok=True)
     (out_dir / "generate.json").write_text(json.dumps(
-        {"sizes": results, "gc_on": with_gc, "tmpfs": in_memory, "after_delete": churned,
-         "formats": formats}, indent=1))
+        {"sizes": results, "one_process": serial, "gc_on": with_gc, "tmpfs": in_memory,
+         "after_delete": churned, "formats": formats}, indent=1))
 
 
 if __name__ == "__main__":

@@ -55,21 +55,28 @@ class Forked(Generic[T]):
         if pid == 0:
             _child(work, read_fd, write_fd)
         os.close(write_fd)
-        self._pid, self._read_fd = pid, read_fd
+        self._pid = pid
+        # Read as the child writes, so it never waits on a full pipe for the result to be asked.
+        self._received: list[bytes] = []
+        self._reader = threading.Thread(target=self._receive, args=(read_fd,), daemon=True)
+        self._reader.start()
+
+    def _receive(self, read_fd: int) -> None:
+        with os.fdopen(read_fd, "rb") as pipe:
+            self._received.append(pipe.read())
 
     def result(self) -> T:
-        with os.fdopen(self._read_fd, "rb") as pipe:
-            sent = pipe.read()  # read to the end first: the child blocks on a full pipe
+        self._reader.join()
         _, status = os.waitpid(self._pid, 0)
         if status != 0:
             return self._work()
-        done: T = pickle.loads(sent)  # noqa: S301 - our own child, over our own pipe
+        done: T = pickle.loads(self._received[0])  # noqa: S301 - our own child, our own pipe
         return done
 
     def discard(self) -> None:
         os.kill(self._pid, signal.SIGKILL)
         os.waitpid(self._pid, 0)
-        os.close(self._read_fd)
+        self._reader.join()
 
 
 def _child(work: Callable[[], object], read_fd: int, write_fd: int) -> None:
