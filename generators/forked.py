@@ -27,6 +27,7 @@ class Gate:
 
     def __init__(self) -> None:
         self._read_fd, self._write_fd = os.pipe()
+        self._opened = False
 
     def wait(self) -> bool:
         os.close(self._write_fd)
@@ -34,7 +35,10 @@ class Gate:
             return pipe.read(1) == b"1"
 
     def open(self, go: bool = True) -> None:
-        """Let the child go on (or, with `go` False, tell it to stop); only once."""
+        """Let the child go on (or, with `go` False, tell it to stop); the first call counts."""
+        if self._opened:
+            return
+        self._opened = True
         os.close(self._read_fd)
         with os.fdopen(self._write_fd, "wb") as pipe:
             pipe.write(b"1" if go else b"0")
@@ -56,6 +60,7 @@ class Forked(Generic[T]):
             _child(work, read_fd, write_fd)
         os.close(write_fd)
         self._pid = pid
+        self._status: int | None = None  # the child's wait status, once reaped
         # Read as the child writes, so it never waits on a full pipe for the result to be asked.
         self._received: list[bytes] = []
         self._reader = threading.Thread(target=self._receive, args=(read_fd,), daemon=True)
@@ -66,17 +71,22 @@ class Forked(Generic[T]):
             self._received.append(pipe.read())
 
     def result(self) -> T:
-        self._reader.join()
-        _, status = os.waitpid(self._pid, 0)
-        if status != 0:
+        self._reap()
+        if self._status != 0:
             return self._work()
         done: T = pickle.loads(self._received[0])  # noqa: S301 - our own child, our own pipe
         return done
 
     def discard(self) -> None:
-        os.kill(self._pid, signal.SIGKILL)
-        os.waitpid(self._pid, 0)
-        self._reader.join()
+        """Stop the child unless it is done already; its result, if any, is dropped."""
+        if self._status is None:
+            os.kill(self._pid, signal.SIGKILL)
+            self._reap()
+
+    def _reap(self) -> None:
+        if self._status is None:
+            self._reader.join()
+            self._status = os.waitpid(self._pid, 0)[1]
 
 
 def _child(work: Callable[[], object], read_fd: int, write_fd: int) -> None:

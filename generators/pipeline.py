@@ -101,25 +101,25 @@ def _run(lab: Lab, lab_dir: Path, only: list[str] | None, platforms: PlatformMap
                     ) if forked else None
     try:
         outputs = _render_all({n: r for n, r in chosen.items() if n in CHECKING}, lab, secrets)
-    except BaseException:  # a refused lab: the worker writes nothing and goes
+        if gate:
+            gate.open()  # the topology accepted the lab
+        start = time.perf_counter()
+        for pending_write in writes:
+            pending_write()
+        timings["secrets"] += time.perf_counter() - start
+        done = [writer.write_part(lab_dir, _files(outputs))] if write else []
+        outputs.update(_render_all({n: r for n, r in chosen.items()
+                                    if n not in outputs and n not in forked}, lab, secrets))
+        if worker:
+            worker_outputs, worker_done = worker.result()
+            outputs.update(worker_outputs)
+            done += [worker_done] if worker_done else []
+    except BaseException:  # a refused lab (or Ctrl-C): the worker writes nothing more and goes
         if gate:
             gate.open(go=False)
         if worker:
             worker.discard()
         raise
-    if gate:
-        gate.open()
-    start = time.perf_counter()
-    for pending_write in writes:
-        pending_write()
-    timings["secrets"] += time.perf_counter() - start
-    done = [writer.write_part(lab_dir, _files(outputs))] if write else []
-    outputs.update(_render_all({n: r for n, r in chosen.items()
-                                if n not in outputs and n not in forked}, lab, secrets))
-    if worker:
-        worker_outputs, worker_done = worker.result()
-        outputs.update(worker_outputs)
-        done += [worker_done] if worker_done else []
     files: dict[str, str] = {}
     by_generator: dict[str, list[str]] = {}
     for name in chosen:  # the registry's order, whatever finished first

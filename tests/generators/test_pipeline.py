@@ -142,3 +142,18 @@ def test_a_failing_worker_is_done_again_here() -> None:
     with pytest.raises(ValueError, match="pump-1 is broken"):  # raised here, real traceback
         Forked(fails).result()
     assert no_child_left()
+
+
+def test_a_failure_after_the_gate_opened_leaves_no_worker_behind(
+        tmp_path: Path, demo: Lab, forking: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    parent, real_write_part = os.getpid(), pipeline.writer.write_part
+
+    def disk_full_here(lab_dir: Path, files: dict[str, str]) -> object:
+        if os.getpid() == parent:
+            raise OSError(28, "No space left on device")
+        return real_write_part(lab_dir, files)
+
+    monkeypatch.setattr(pipeline.writer, "write_part", disk_full_here)
+    with pytest.raises(OSError, match="No space left"):
+        generate_lab(demo, tmp_path)
+    assert no_child_left()
